@@ -1,0 +1,178 @@
+"""`shuyu ledger …`: the operator's and regulator's command line for the ledger.
+
+Verbs (stable, scripts rely on them): init, append, checkpoint, proof inclusion, proof
+consistency, export, verify, witness, serve. Errors go to stderr as one line and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from ledger.exceptions import LedgerError
+from ledger.log import Log, LogConfig, init_log
+from ledger.note import b64
+from shuyu_server.settings import Settings, load_settings
+
+data_dir_option = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data directory (default: settings, else ./var).",
+)
+
+
+def log_config(settings: Settings) -> LogConfig:
+    return LogConfig(
+        ledger_dir=settings.ledger_dir,
+        keys_dir=settings.keys_dir,
+        database_url=settings.ledger_database_url,
+        origin=settings.ledger.origin,
+        batch_max_size=settings.ledger.batch_max_size,
+        batch_max_age=settings.ledger.batch_max_age_ms / 1000,
+    )
+
+
+def config_for(data_dir: Path | None, **ledger_overrides: Any) -> LogConfig:
+    settings = load_settings(data_dir=data_dir)
+    if ledger_overrides:
+        settings = settings.model_copy(
+            update={"ledger": settings.ledger.model_copy(update=ledger_overrides)}
+        )
+    return log_config(settings)
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def guarded(fn: Callable) -> Callable:
+    """Turn ledger errors into one clear line on stderr and exit status 1."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LedgerError as e:
+            fail(str(e))
+        except (OSError, ValueError) as e:
+            fail(f"{type(e).__name__}: {e}")
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper
+
+
+def open_log(data_dir: Path | None) -> Log:
+    return Log.open(config_for(data_dir))
+
+
+@click.group()
+def ledger() -> None:
+    """The verifiable audit ledger (RFC 9162 tree, C2SP checkpoints, witnesses, tiles)."""
+
+
+@ledger.command()
+@data_dir_option
+@click.option("--origin", default=None, help="Log origin and key name (default from settings).")
+@guarded
+def init(data_dir: Path | None, origin: str | None) -> None:
+    """Create the ledger database and signing key (idempotent); print the vkey."""
+    cfg = config_for(data_dir, **({"origin": origin} if origin else {}))
+    vkey, created = init_log(cfg)
+    click.echo(vkey)
+    if created:
+        click.echo(f"created signing key {cfg.key_path} (keep it secret)", err=True)
+
+
+@ledger.command()
+@data_dir_option
+@guarded
+def append(data_dir: Path | None) -> None:
+    """Append JSON objects from stdin, one a line; print each index.
+
+    Every line is validated before anything is appended: a bad line appends nothing.
+    """
+    events = []
+    for lineno, line in enumerate(sys.stdin, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError as e:
+            fail(f"line {lineno}: not JSON ({e})")
+        events.append(obj)
+    from ledger.entry import encode_entry
+
+    for lineno, obj in enumerate(events, 1):
+        try:
+            encode_entry(obj)
+        except LedgerError as e:
+            fail(f"entry {lineno}: {e}")
+    log = open_log(data_dir)
+    try:
+        for index in log.append_many(events):
+            click.echo(index)
+    finally:
+        log.close()
+
+
+@ledger.command()
+@data_dir_option
+@guarded
+def checkpoint(data_dir: Path | None) -> None:
+    """Print the latest signed checkpoint note, with the cosignatures the log holds."""
+    log = open_log(data_dir)
+    try:
+        sys.stdout.write(log.checkpoint_with_cosignatures().decode())
+    finally:
+        log.close()
+
+
+@ledger.group()
+def proof() -> None:
+    """Inclusion and consistency proofs."""
+
+
+@proof.command("inclusion")
+@click.argument("index", type=click.IntRange(min=0))
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Tree size of a signed checkpoint (default: latest).")
+@data_dir_option
+@guarded
+def proof_inclusion(index: int, size: int | None, data_dir: Path | None) -> None:
+    """Print a c2sp.org/tlog-proof@v1 bundle for entry INDEX."""
+    from ledger.proofbundle import format_tlog_proof
+
+    log = open_log(data_dir)
+    try:
+        note = log.checkpoint_with_cosignatures(size)
+        from ledger.checkpoint import parse_checkpoint
+        from ledger.note import split_note
+
+        cp = parse_checkpoint(split_note(note)[0])
+        hashes = log.store.inclusion_proof(index, cp.size)
+        sys.stdout.write(format_tlog_proof(index, hashes, note))
+    finally:
+        log.close()
+
+
+@proof.command("consistency")
+@click.argument("old", type=click.IntRange(min=1))
+@click.argument("new", type=click.IntRange(min=1))
+@data_dir_option
+@guarded
+def proof_consistency(old: int, new: int, data_dir: Path | None) -> None:
+    """Print the consistency proof from tree size OLD to NEW, base64, one hash a line."""
+    if old > new:
+        fail(f"OLD ({old}) must not be larger than NEW ({new})")
+    log = open_log(data_dir)
+    try:
+        for h in log.store.consistency_proof(old, new):
+            click.echo(b64(h))
+    finally:
+        log.close()

@@ -1,0 +1,82 @@
+"""Ledger entries: canonical JSON (RFC 8785) objects describing one event each.
+
+The canonical bytes are the Merkle leaf: they are stored verbatim and re-hashed on every read.
+An entry is self-contained (DESIGN.md, "Ledger entry"): ``v``, ``type``, ``at`` (UTC, RFC 3339,
+milliseconds), ``actor``, ``role``, the ids of its subjects and a ``details`` object. Only ``v``,
+``type`` and ``at`` are required here; the services that write entries fill in the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any
+
+import rfc8785
+
+from ledger.exceptions import EntryError
+
+ENTRY_VERSION = 1
+MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles prefix each entry with a uint16 length
+TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+AT_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+SUBJECT_KEYS = ("authorization", "dataset", "release", "session", "operator")
+
+
+def utc_now_ms() -> str:
+    """The current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-23T08:15:02.120Z."""
+    now = datetime.now(timezone.utc)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+
+
+def prepare_entry(obj: Any, at: str | None = None) -> dict[str, Any]:
+    """Validate an event object and add ``v`` and ``at`` when absent (returns a new dict)."""
+    if not isinstance(obj, dict):
+        raise EntryError(f"an entry must be a JSON object, not {type(obj).__name__}")
+    entry = dict(obj)
+    kind = entry.get("type")
+    if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
+        raise EntryError(
+            f"entry needs a 'type' of dotted lowercase nouns (like 'session.open'), got {kind!r}"
+        )
+    entry.setdefault("v", ENTRY_VERSION)
+    if entry["v"] != ENTRY_VERSION:
+        raise EntryError(f"entry version {entry['v']!r} is not supported (only {ENTRY_VERSION})")
+    entry.setdefault("at", at or utc_now_ms())
+    if not isinstance(entry["at"], str) or not AT_PATTERN.match(entry["at"]):
+        raise EntryError(f"entry 'at' must be UTC RFC 3339 with milliseconds, got {entry['at']!r}")
+    try:
+        datetime.strptime(entry["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        raise EntryError(f"entry 'at' is not a real time: {entry['at']!r}") from None
+    if "details" in entry and not isinstance(entry["details"], dict):
+        raise EntryError("entry 'details' must be an object")
+    return entry
+
+
+def canonical_bytes(entry: dict[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON of an entry, refusing entries too large for a tile bundle."""
+    try:
+        data = rfc8785.dumps(entry)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
+        raise EntryError(f"entry cannot be canonicalized: {e}") from None
+    if len(data) > MAX_ENTRY_BYTES:
+        raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
+    return data
+
+
+def encode_entry(obj: Any, at: str | None = None) -> bytes:
+    """Validate, complete and canonicalize an event; the result is the leaf to append."""
+    return canonical_bytes(prepare_entry(obj, at))
+
+
+def decode_entry(data: bytes) -> dict[str, Any]:
+    """Parse stored leaf bytes, checking that they are exactly the canonical form."""
+    try:
+        obj = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise EntryError(f"entry is not JSON: {e}") from None
+    if not isinstance(obj, dict) or rfc8785.dumps(obj) != data:
+        raise EntryError("entry bytes are not canonical JSON (RFC 8785)")
+    return obj

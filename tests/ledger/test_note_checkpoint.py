@@ -1,0 +1,112 @@
+"""C2SP signed notes, keys, checkpoints, cosignatures and tlog-proof bundles."""
+
+from __future__ import annotations
+
+import pytest
+
+from ledger.checkpoint import Checkpoint, format_checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
+from ledger.exceptions import FormatError, SignatureError
+from ledger.hashing import EMPTY_ROOT
+from ledger.note import (
+    ALG_COSIGNATURE_V1,
+    Ed25519Signer,
+    open_note,
+    parse_skey,
+    parse_vkey,
+    sign_note,
+)
+from ledger.proofbundle import format_tlog_proof, parse_tlog_proof
+
+# From Go's golang.org/x/mod/sumdb/note documentation.
+GO_SKEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"
+GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
+GO_TEXT = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n"
+GO_SIG = "— PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n"
+
+
+def test_go_documentation_vector_byte_for_byte() -> None:
+    signer = parse_skey(GO_SKEY)
+    assert signer.vkey() == GO_VKEY
+    assert signer.skey() == GO_SKEY
+    note = sign_note(GO_TEXT, signer)
+    assert note.decode() == GO_TEXT + "\n" + GO_SIG
+    opened = open_note(note, [parse_vkey(GO_VKEY)])
+    assert opened.text == GO_TEXT and len(opened.sigs) == 1
+
+
+def test_unknown_keys_are_ignored_but_one_known_is_required() -> None:
+    log = Ed25519Signer.generate("example.com/log")
+    other = Ed25519Signer.generate("other.example")
+    note = sign_note("hello\n", log, other)
+    opened = open_note(note, [log.verifier()])
+    assert [s.name for s in opened.sigs] == ["example.com/log"]
+    assert [s.name for s in opened.unverified] == ["other.example"]
+    with pytest.raises(SignatureError):
+        open_note(note, [Ed25519Signer.generate("example.com/log").verifier()])
+
+
+def test_tampered_note_fails() -> None:
+    log = Ed25519Signer.generate("example.com/log")
+    note = sign_note("hello\n", log)
+    with pytest.raises(SignatureError) as e:
+        open_note(note.replace(b"hello", b"hellO"), [log.verifier()])
+    assert e.value.key_name == "example.com/log"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [b"no blank line\n", b"text\n\n", b"text\n\n\xe2\x80\x94 k AAAA\n", b"te\x01xt\n\n\xe2\x80\x94 k AAAAAAAA\n",
+     b"text\n\n- k AAAAAAAA\n", b"\xff\n\n\xe2\x80\x94 k AAAAAAAA\n"],
+)
+def test_malformed_notes(bad: bytes) -> None:
+    with pytest.raises(FormatError):
+        open_note(bad, [Ed25519Signer.generate("k").verifier()])
+
+
+@pytest.mark.parametrize(
+    "vkey",
+    ["", "name+zz+AAAA", "na me+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+     "PeterNeumann+00000000+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW",
+     "PeterNeumann+c74f20a3+AxZc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"],
+)
+def test_malformed_vkeys(vkey: str) -> None:
+    with pytest.raises(FormatError):
+        parse_vkey(vkey)
+
+
+def test_checkpoint_roundtrip_and_strictness() -> None:
+    cp = Checkpoint("example.com/log", 42, EMPTY_ROOT, ("ext one",))
+    assert parse_checkpoint(format_checkpoint(cp)) == cp
+    for text in ["example.com/log\n042\n" + "A" * 43 + "=\n", "example.com/log\n1\n", "\n1\nAAAA\n",
+                 "example.com/log\n-1\n" + "A" * 43 + "=\n", "example.com/log\n1\nAAAA\n"]:
+        with pytest.raises(FormatError):
+            parse_checkpoint(text)
+
+
+def test_signed_checkpoint_and_cosignature() -> None:
+    log = Ed25519Signer.generate("example.com/log")
+    witness = Ed25519Signer.generate("witness.example", ALG_COSIGNATURE_V1, clock=lambda: 1700000000)
+    cp = Checkpoint("example.com/log", 3, EMPTY_ROOT)
+    note = sign_checkpoint(cp, log)
+    cosigned = note + sign_note(format_checkpoint(cp), witness).split(b"\n\n")[1]
+    got, opened = open_checkpoint(cosigned, log.verifier(), [witness.verifier()])
+    assert got == cp and {s.name for s in opened.sigs} == {"example.com/log", "witness.example"}
+    wsig = [s for s in opened.sigs if s.name == "witness.example"][0]
+    assert int.from_bytes(wsig.raw[:8], "big") == 1700000000
+    # a witness key must not verify as a log key, nor the other way round
+    assert witness.vkey().split("+")[1] != Ed25519Signer(witness.name, witness.private).vkey().split("+")[1]
+    with pytest.raises(SignatureError):
+        open_checkpoint(cosigned, Ed25519Signer.generate("example.com/log").verifier())
+    with pytest.raises(FormatError):
+        sign_checkpoint(cp, Ed25519Signer.generate("other.example"))
+
+
+def test_tlog_proof_roundtrip() -> None:
+    log = Ed25519Signer.generate("example.com/log")
+    note = sign_checkpoint(Checkpoint("example.com/log", 2, EMPTY_ROOT), log)
+    text = format_tlog_proof(1, [EMPTY_ROOT], note, extra=b"ctx")
+    assert text.startswith("c2sp.org/tlog-proof@v1\nextra Y3R4\nindex 1\n")
+    p = parse_tlog_proof(text)
+    assert (p.index, p.hashes, p.checkpoint, p.extra) == (1, [EMPTY_ROOT], note, b"ctx")
+    with pytest.raises(FormatError):
+        parse_tlog_proof(text.replace("index 1", "index 01"))
