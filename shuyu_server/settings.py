@@ -46,6 +46,14 @@ class LedgerSettings(BaseModel):
         return v
 
 
+class ControlSettings(BaseModel):
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the control database (catalog, authorizations, requests, "
+        "releases, budgets); default SQLite at <data_dir>/control.db.",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="SHUYU_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -53,6 +61,7 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(Path("var"), description="Directory holding all state.")
     ledger: LedgerSettings = Field(default_factory=LedgerSettings)
+    control: ControlSettings = Field(default_factory=ControlSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -75,6 +84,20 @@ class Settings(BaseSettings):
     @property
     def keys_dir(self) -> Path:
         return self.data_dir / "keys"
+
+    @property
+    def domain_dir(self) -> Path:
+        """The domain store: DuckDB file(s) with the raw data, opened read-only by the gateway."""
+        return self.data_dir / "domain"
+
+    @property
+    def pseudonym_keys_dir(self) -> Path:
+        """Keys for keyed pseudonyms, kept apart from the data (GB/T 35273 §6.2)."""
+        return self.keys_dir / "pseudonym"
+
+    @property
+    def control_database_url(self) -> str:
+        return self.control.database_url or f"sqlite:///{(self.data_dir / 'control.db').resolve()}"
 
     @property
     def ledger_database_url(self) -> str:
