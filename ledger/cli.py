@@ -176,3 +176,140 @@ def proof_consistency(old: int, new: int, data_dir: Path | None) -> None:
             click.echo(b64(h))
     finally:
         log.close()
+
+
+# --- witness: the regulator's cosigner and the log's list of witnesses --------------------------
+
+witness_dir_option = click.option(
+    "--witness-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="The witness's own directory: cosigner key, trusted log keys, cosigned checkpoints.",
+)
+
+
+def _vkey_arg(value: str) -> str:
+    """A verifier key given as itself or as the path of a file holding it."""
+    path = Path(value)
+    return path.read_text().strip() if "+" not in value and path.is_file() else value.strip()
+
+
+@ledger.group()
+def witness() -> None:
+    """Witness cosigning (C2SP tlog-witness / tlog-cosignature), regulator and log sides."""
+
+
+@witness.command("init")
+@witness_dir_option
+@click.option("--name", required=True, help="Witness key name, e.g. regulator.example/witness.")
+@click.option("--log-vkey", "log_vkeys", multiple=True, required=True,
+              help="Verifier key of a log to witness, or a file holding it (repeatable).")
+@guarded
+def witness_init(witness_dir: Path, name: str, log_vkeys: tuple[str, ...]) -> None:
+    """Create the witness's cosigner key (idempotent), trust the log keys; print the witness vkey."""
+    from ledger.witness import Witness
+
+    w, created = Witness.init(witness_dir, name, [_vkey_arg(v) for v in log_vkeys])
+    click.echo(w.vkey())
+    if created:
+        click.echo(f"created cosigner key {w.key_path} (keep it secret)", err=True)
+
+
+@witness.command("serve")
+@witness_dir_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8030, show_default=True,
+              help="Port to listen on.")
+@click.option("--prefix", default="", help="Submission prefix before /add-checkpoint.")
+@guarded
+def witness_serve(witness_dir: Path, host: str, port: int, prefix: str) -> None:
+    """Serve POST <prefix>/add-checkpoint (tlog-witness) until interrupted."""
+    from ledger.witness_server import serve
+
+    serve(witness_dir, host, port, prefix)
+
+
+@witness.command("cosign")
+@witness_dir_option
+@click.option("--url", default=None, help="Ledger service URL to pull from and hand back to.")
+@data_dir_option
+@guarded
+def witness_cosign(witness_dir: Path, url: str | None, data_dir: Path | None) -> None:
+    """Pull the log's latest checkpoint, check it, cosign it and give the cosignature to the log."""
+    from ledger.witness import Witness
+    from ledger.witness_pull import CosignatureNotDelivered, cosign_from_log, cosign_from_url
+
+    if (url is None) == (data_dir is None):
+        fail("give exactly one of --url and --data-dir")
+    w = Witness(witness_dir)
+    if url is not None:
+        try:
+            cp, line = cosign_from_url(w, url)
+        except CosignatureNotDelivered as e:
+            sys.stdout.write(e.line)  # cosigned and recorded: hand it over another way
+            raise
+    else:
+        log = open_log(data_dir)
+        try:
+            cp, line = cosign_from_log(w, log)
+        finally:
+            log.close()
+    click.echo(f"cosigned {cp.origin} at size {cp.size}", err=True)
+    sys.stdout.write(line)
+
+
+@witness.command("status")
+@witness_dir_option
+@guarded
+def witness_status(witness_dir: Path) -> None:
+    """Print the latest cosigned checkpoint of each log: origin, size, root, time (UTC)."""
+    from ledger.witness import Witness, describe_state
+
+    w = Witness(witness_dir)
+    states = w.all_latest()
+    for state in states:
+        click.echo(describe_state(state))
+    for origin in sorted(set(w.trusted) - {s.checkpoint.origin for s in states}):
+        click.echo(f"{origin}\t-\t-\tnever cosigned")
+    for path in w.evidence():
+        click.echo(f"evidence of a fork: {path}", err=True)
+
+
+@witness.command("add-to-log")
+@data_dir_option
+@click.option("--vkey", required=True, help="The witness's verifier key, or a file holding it.")
+@click.option("--url", default=None,
+              help="Witness submission prefix URL (omit for a witness that pulls).")
+@guarded
+def witness_add_to_log(data_dir: Path | None, vkey: str, url: str | None) -> None:
+    """Register a witness in the log: new checkpoints are offered to it for cosigning."""
+    from ledger.witness_client import register_witness
+
+    log = open_log(data_dir)
+    try:
+        w = register_witness(log, _vkey_arg(vkey), url)
+    finally:
+        log.close()
+    click.echo(f"registered witness {w.name}" + (f" at {url}" if url else " (pull mode)"))
+
+
+@witness.command("push")
+@data_dir_option
+@guarded
+def witness_push(data_dir: Path | None) -> None:
+    """Offer the latest checkpoint to every registered witness now; store their cosignatures."""
+    from ledger.witness_client import WitnessPusher
+
+    log = open_log(data_dir)
+    pusher = WitnessPusher(log)
+    try:
+        results = pusher.push_once(force=True)
+    finally:
+        pusher.stop()
+        log.close()
+    if not results:
+        click.echo("no witness with a URL is registered (shuyu ledger witness add-to-log)", err=True)
+    for r in results:
+        click.echo(f"{r.witness}\t{r.size}\t{r.outcome}" + (f"\t{r.message}" if r.message else ""))
+    if any(r.outcome != "cosigned" and r.outcome != "up-to-date" for r in results):
+        sys.exit(1)
