@@ -206,7 +206,7 @@ def witness() -> None:
               help="Verifier key of a log to witness, or a file holding it (repeatable).")
 @guarded
 def witness_init(witness_dir: Path, name: str, log_vkeys: tuple[str, ...]) -> None:
-    """Create the witness's cosigner key (idempotent), trust the log keys; print the witness vkey."""
+    """Create the cosigner key (idempotent) and trust the log keys; print the witness vkey."""
     from ledger.witness import Witness
 
     w, created = Witness.init(witness_dir, name, [_vkey_arg(v) for v in log_vkeys])
@@ -308,7 +308,7 @@ def witness_push(data_dir: Path | None) -> None:
         pusher.stop()
         log.close()
     if not results:
-        click.echo("no witness with a URL is registered (shuyu ledger witness add-to-log)", err=True)
+        click.echo("no witness with a URL is registered (see witness add-to-log)", err=True)
     for r in results:
         click.echo(f"{r.witness}\t{r.size}\t{r.outcome}" + (f"\t{r.message}" if r.message else ""))
     if any(r.outcome != "cosigned" and r.outcome != "up-to-date" for r in results):

@@ -62,7 +62,7 @@ from ledger.note import (
 )
 from ledger.proofs import verify_consistency
 
-MAX_PROOF_LINES = 63  # tlog-witness: "The client MUST NOT send more than 63 consistency proof lines"
+MAX_PROOF_LINES = 63  # tlog-witness: a client "MUST NOT send more than 63" proof lines
 MAX_BODY_BYTES = 64 * 1024  # a checkpoint with 100 signatures and 63 proof lines is far smaller
 SIZE_CONTENT_TYPE = "text/x.tlog.size"
 
@@ -361,7 +361,9 @@ class Witness:
         try:
             lines = self.logs_path.read_text().split()
         except FileNotFoundError:
-            raise LedgerError(f"{self.logs_path} is missing (run `shuyu ledger witness init`)") from None
+            raise LedgerError(
+                f"{self.logs_path} is missing (run `shuyu ledger witness init`)"
+            ) from None
         trusted: dict[str, list[Ed25519Verifier]] = {}
         for line in lines:
             v = parse_vkey(line)
@@ -416,7 +418,8 @@ class Witness:
                 raise LedgerError("refusing to roll back the witness state")
             line = signature_for(opened.text, self.signer).line
             log_sigs = "".join(s.line for s in opened.sigs)
-            _atomic_write(self.state_path(cp.origin), (opened.text + "\n" + log_sigs + line).encode())
+            recorded = (opened.text + "\n" + log_sigs + line).encode()
+            _atomic_write(self.state_path(cp.origin), recorded)
         return line
 
     def _keep_evidence(self, cp: Checkpoint, opened: Note) -> None:

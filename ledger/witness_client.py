@@ -116,7 +116,8 @@ def verified_cosignatures(text: str, body: str, witness: RegisteredWitness) -> l
 
 def store_cosignatures(log_: Log, size: int, lines: list[str]) -> None:
     for line in lines:
-        log_.store.add_cosignature(size, line, cosignature_time(parse_signature_line(line.rstrip("\n"))))
+        when = cosignature_time(parse_signature_line(line.rstrip("\n")))
+        log_.store.add_cosignature(size, line, when)
 
 
 class CosignatureRejected(LedgerError):
@@ -219,10 +220,14 @@ def push_checkpoint(
             old = size
             continue
         raise _refusal(witness, cp, old, resp)
-    raise WitnessUnreachable(f"witness {witness.name} kept moving; gave up after {MAX_ATTEMPTS} tries")
+    raise WitnessUnreachable(
+        f"witness {witness.name} kept moving; gave up after {MAX_ATTEMPTS} tries"
+    )
 
 
-def _refusal(witness: RegisteredWitness, cp: Checkpoint, old: int, resp: httpx.Response) -> LedgerError:
+def _refusal(
+    witness: RegisteredWitness, cp: Checkpoint, old: int, resp: httpx.Response
+) -> LedgerError:
     reason = resp.text.strip()[:300]
     if resp.status_code == 422:
         return WitnessRefused(
@@ -346,7 +351,7 @@ class WitnessPusher:
         self._sizes.pop(name, None)  # ask the witness again next time
 
     def _refused(self, witness: RegisteredWitness, cp: Checkpoint, e: WitnessRefused) -> None:
-        log.error("witness %s refused the log's checkpoint of size %d: %s", witness.name, cp.size, e)
+        log.error("witness %s refused checkpoint %d: %s", witness.name, cp.size, e)
         key = (e.status, e.witness_size, cp.size, b64(cp.root))
         if self._last_refusal.get(witness.name) == key:
             return

@@ -42,7 +42,9 @@ def refusal_response(e: WitnessRefusal) -> Response:
     if isinstance(e, WitnessConflict):
         # exactly this content type, without the charset parameter Starlette adds to text/*
         return Response(
-            f"{e.latest_size}\n".encode(), status_code=409, headers={"content-type": SIZE_CONTENT_TYPE}
+            f"{e.latest_size}\n".encode(),
+            status_code=409,
+            headers={"content-type": SIZE_CONTENT_TYPE},
         )
     return PlainTextResponse(f"{e}\n", status_code=e.http_status)
 

@@ -3,8 +3,9 @@ HTTP server on 127.0.0.1, the log's pusher, forks refused, pull mode and the CLI
 
 from __future__ import annotations
 
-import json
+import base64
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -12,11 +13,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import httpx
 import pytest
 import uvicorn
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sign_checkpoint
 from ledger.cli import ledger as ledger_cli
@@ -378,12 +380,14 @@ def test_http_statuses_exactly_per_spec(
 
     other = make_log(tmp_path / "other", origin="other.test/ledger")
     append(other, 2)
-    assert post(server.url, format_add_checkpoint(0, [], other.store.latest_checkpoint())).status_code == 404
+    other_note = other.store.latest_checkpoint()
+    assert post(server.url, format_add_checkpoint(0, [], other_note)).status_code == 404
     other.close()
 
     impostor = make_log(tmp_path / "impostor")  # same origin, different key
     append(impostor, 7)
-    assert post(server.url, format_add_checkpoint(3, proof, impostor.store.latest_checkpoint())).status_code == 403
+    forged = impostor.store.latest_checkpoint()
+    assert post(server.url, format_add_checkpoint(3, proof, forged)).status_code == 403
     impostor.close()
 
     big = b"old 3\n" + b"x" * (70 * 1024)
@@ -398,7 +402,9 @@ def test_http_statuses_exactly_per_spec(
     assert Witness(witness.dir).latest(ORIGIN).checkpoint.size == 7
 
 
-def test_concurrent_requests_never_roll_the_witness_back(log: Log, witness: Witness, server: ServerThread) -> None:
+def test_concurrent_requests_never_roll_the_witness_back(
+    log: Log, witness: Witness, server: ServerThread
+) -> None:
     """tlog-witness: checking the old size and recording the new checkpoint are one step.
 
     Many requests from the same old size race; exactly one wins, the others get 409 naming the
@@ -410,7 +416,8 @@ def test_concurrent_requests_never_roll_the_witness_back(log: Log, witness: Witn
     for _ in range(8):
         append(log, 3)
         cp = latest_cp(log)
-        notes.append((cp.size, log.store.latest_checkpoint(), log.store.consistency_proof(4, cp.size)))
+        proof = log.store.consistency_proof(4, cp.size)
+        notes.append((cp.size, log.store.latest_checkpoint(), proof))
     barrier = threading.Barrier(len(notes))
     answers: dict[int, httpx.Response] = {}
 
@@ -434,7 +441,9 @@ def test_concurrent_requests_never_roll_the_witness_back(log: Log, witness: Witn
 # --- the log side: pushing, retrying from the witness's size, storing cosignatures --------------
 
 
-def test_pusher_gets_cosignatures_the_log_then_serves(log: Log, witness: Witness, server: ServerThread) -> None:
+def test_pusher_gets_cosignatures_the_log_then_serves(
+    log: Log, witness: Witness, server: ServerThread
+) -> None:
     register_witness(log, witness.vkey(), server.url + "/w")
     assert [w.name for w in registered_witnesses(log)] == [WITNESS_NAME]
     append(log, 5)
@@ -453,12 +462,15 @@ def test_pusher_gets_cosignatures_the_log_then_serves(log: Log, witness: Witness
     cp, note = open_checkpoint(served, log.verifier(), [parse_vkey(witness.vkey())])
     assert cp.size == 11 and {s.name for s in note.sigs} == {ORIGIN, WITNESS_NAME}
     # the checkpoint of size 5 keeps its own cosignature
-    _, note5 = open_checkpoint(log.checkpoint_with_cosignatures(5), log.verifier(), [parse_vkey(witness.vkey())])
+    at5 = log.checkpoint_with_cosignatures(5)
+    _, note5 = open_checkpoint(at5, log.verifier(), [parse_vkey(witness.vkey())])
     assert WITNESS_NAME in {s.name for s in note5.sigs}
     assert read_refusals(log) == []
 
 
-def test_a_409_is_retried_from_the_witness_size(log: Log, witness: Witness, server: ServerThread) -> None:
+def test_a_409_is_retried_from_the_witness_size(
+    log: Log, witness: Witness, server: ServerThread
+) -> None:
     w = register_witness(log, witness.vkey(), server.url + "/w")
     append(log, 9)
     witness.add_checkpoint(format_add_checkpoint(0, [], log.store.latest_checkpoint()))
@@ -470,7 +482,9 @@ def test_a_409_is_retried_from_the_witness_size(log: Log, witness: Witness, serv
     assert log.store.cosignature_lines(13) == lines
 
 
-def test_background_pusher_follows_new_checkpoints(log: Log, witness: Witness, server: ServerThread) -> None:
+def test_background_pusher_follows_new_checkpoints(
+    log: Log, witness: Witness, server: ServerThread
+) -> None:
     register_witness(log, witness.vkey(), server.url + "/w")
     pusher = WitnessPusher(log, interval=0.05)
     pusher.start()
@@ -488,7 +502,9 @@ def test_background_pusher_follows_new_checkpoints(log: Log, witness: Witness, s
     assert Witness(witness.dir).latest(ORIGIN).checkpoint.size == size
 
 
-def test_witness_refuses_a_fork_and_the_log_records_it(tmp_path: Path, log: Log, witness: Witness, server: ServerThread) -> None:
+def test_witness_refuses_a_fork_and_the_log_records_it(
+    tmp_path: Path, log: Log, witness: Witness, server: ServerThread
+) -> None:
     """Two databases with the same signing key sign different trees: the witness refuses the second.
 
     The ledger's own guard stops one database from signing a fork; a copy of the key with another
@@ -530,7 +546,9 @@ def test_witness_refuses_a_fork_and_the_log_records_it(tmp_path: Path, log: Log,
     assert cp.size == 6 and cp.root != honest.root
 
 
-def test_log_behind_the_witness_is_refused_without_asking(tmp_path: Path, log: Log, witness: Witness) -> None:
+def test_log_behind_the_witness_is_refused_without_asking(
+    tmp_path: Path, log: Log, witness: Witness
+) -> None:
     append(log, 8)
     cosign_from_log(witness, log)
     w = register_witness(log, witness.vkey(), "http://127.0.0.1:9/unused")
@@ -583,7 +601,7 @@ def test_pull_mode_from_a_data_directory(log: Log, witness: Witness) -> None:
 # --- the CLI -----------------------------------------------------------------------------------
 
 
-def run_cli(*args: str, input: str | None = None) -> "Result":  # type: ignore[name-defined]
+def run_cli(*args: str, input: str | None = None) -> Result:
     return CliRunner().invoke(ledger_cli, list(args), input=input, catch_exceptions=False)
 
 
@@ -635,7 +653,8 @@ def test_cli_end_to_end_with_a_served_witness(tmp_path: Path) -> None:
         assert r.exit_code == 0, r.output
         assert r.stdout == f"{WITNESS_NAME}\t3\tcosigned\n"
         r = run_cli("checkpoint", "--data-dir", str(data))
-        cp, note = open_checkpoint(r.stdout.encode(), parse_vkey(log_vkey), [parse_vkey(witness_vkey)])
+        keys = parse_vkey(log_vkey), [parse_vkey(witness_vkey)]
+        cp, note = open_checkpoint(r.stdout.encode(), *keys)
         assert cp.size == 3 and len(note.sigs) == 2
     finally:
         proc.terminate()
@@ -650,7 +669,8 @@ def test_cli_end_to_end_with_a_served_witness(tmp_path: Path) -> None:
 def test_cli_pull_mode_and_errors(tmp_path: Path) -> None:
     data, wdir = tmp_path / "data", tmp_path / "wit"
     log_vkey = run_cli("init", "--data-dir", str(data)).stdout.strip()
-    run_cli("witness", "init", "--witness-dir", str(wdir), "--name", WITNESS_NAME, "--log-vkey", log_vkey)
+    run_cli("witness", "init", "--witness-dir", str(wdir), "--name", WITNESS_NAME,
+            "--log-vkey", log_vkey)
     r = run_cli("witness", "cosign", "--witness-dir", str(wdir), "--data-dir", str(data))
     assert r.exit_code == 1 and "no checkpoint" in r.stderr
     run_cli("append", "--data-dir", str(data), input='{"type": "x"}\n')
@@ -665,3 +685,95 @@ def test_cli_pull_mode_and_errors(tmp_path: Path) -> None:
     assert r.exit_code == 1 and "error:" in r.stderr
     r = run_cli("witness", "push", "--data-dir", str(data))
     assert r.exit_code == 0 and "no witness" in r.stderr
+
+
+# --- pull mode over tlog-tiles: the tile hash reader -------------------------------------------
+
+
+def tile_fetcher(
+    store: MemoryStore, size: int, serve_partial: bool = True
+) -> tuple[Callable[[str], bytes | None], list[str]]:
+    """Serve the tlog-tiles hash tiles of `store` at `size` (as a static mirror would)."""
+    from ledger.tiles import parse_tile_path, tile_exists
+
+    requests: list[str] = []
+
+    def fetch(path: str) -> bytes | None:
+        requests.append(path)
+        tile = parse_tile_path(path)
+        if not tile_exists(tile, size) or (tile.width < 256 and not serve_partial):
+            return None
+        return b"".join(store.read_hashes(tile.coords()))
+
+    return fetch, requests
+
+
+def test_tile_hash_reader_gives_the_same_proofs_as_the_store() -> None:
+    from ledger.witness_pull import TileHashReader
+
+    store = tree(70_000)
+    rng = random.Random(7)
+    for new in (1, 2, 255, 256, 257, 4096, 65_535, 65_536, 65_537, 70_000):
+        fetch, requests = tile_fetcher(store, new)
+        reader = TileHashReader(fetch, new)
+        olds = {1, max(1, new // 2), max(1, new - 1), new}
+        olds |= {rng.randrange(1, new + 1) for _ in range(5)}
+        for old in sorted(olds):
+            assert prove_consistency(old, new, reader) == prove_consistency(old, new, store)
+        assert all("entries" not in p for p in requests)
+    # a mirror that dropped its partial tiles: full tiles are used instead (their prefix)
+    fetch, requests = tile_fetcher(store, 70_000, serve_partial=False)
+    reader = TileHashReader(fetch, 65_600)
+    assert prove_consistency(300, 65_600, reader) == prove_consistency(300, 65_600, store)
+    assert "tile/0/256.p/64" in requests and "tile/0/256" in requests
+
+
+def test_tile_hash_reader_refuses_what_the_tree_does_not_hold() -> None:
+    from ledger.exceptions import ProofError
+    from ledger.witness_pull import TileHashReader
+
+    store = tree(300)
+    fetch, _ = tile_fetcher(store, 300)
+    with pytest.raises(ProofError, match="not complete"):
+        TileHashReader(fetch, 300).read_hashes([(3, 37)])  # leaves 296..303
+    fetch, _ = tile_fetcher(store, 100)  # a log that serves less than it claims
+    with pytest.raises(ProofError, match="does not serve"):
+        TileHashReader(fetch, 300).read_hashes([(8, 0)])
+
+
+# --- handing a cosigned checkpoint back to the log ---------------------------------------------
+
+
+def test_accept_cosigned_checkpoint(tmp_path: Path, log: Log, witness: Witness) -> None:
+    from ledger.witness_client import CosignatureRejected, accept_cosigned_checkpoint
+
+    append(log, 4)
+    note = log.store.latest_checkpoint()
+    line = witness.add_checkpoint(format_add_checkpoint(0, [], note))
+    cosigned = note + line.encode()
+    with pytest.raises(CosignatureRejected, match="registered witness"):
+        accept_cosigned_checkpoint(log, cosigned)  # not registered yet
+    register_witness(log, witness.vkey(), None)
+    assert accept_cosigned_checkpoint(log, cosigned) == [line]
+    assert log.store.cosignature_lines(4) == [line]
+
+    stranger, _ = Witness.init(tmp_path / "stranger", "stranger.example/w", [log.verifier().vkey()])
+    other_line = stranger.add_checkpoint(format_add_checkpoint(0, [], note))
+    assert accept_cosigned_checkpoint(log, cosigned + other_line.encode()) == [line]  # ignored
+
+    text, sigs = split_note(cosigned)
+    _, rest = line.rsplit(" ", 1)
+    raw = bytearray(base64.b64decode(rest))
+    raw[-1] ^= 1
+    bad_line = line.rsplit(" ", 1)[0] + " " + b64(bytes(raw)) + "\n"
+    with pytest.raises(CosignatureRejected, match="does not verify"):
+        accept_cosigned_checkpoint(log, note + bad_line.encode())
+
+    other = make_log(tmp_path / "other")  # a checkpoint this log never signed
+    append(other, 4)
+    with pytest.raises(CosignatureRejected, match="signed no checkpoint"):
+        accept_cosigned_checkpoint(log, other.store.latest_checkpoint() + line.encode())
+    other.close()
+    with pytest.raises(CosignatureRejected, match="not a cosigned checkpoint"):
+        accept_cosigned_checkpoint(log, b"garbage")
+    assert log.store.cosignature_lines(4) == [line]
