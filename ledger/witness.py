@@ -37,7 +37,7 @@ import fcntl
 import os
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from hashlib import sha256
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
@@ -404,6 +404,12 @@ class Witness:
         return self.cosign(req.old_size, req.proof, req.checkpoint)
 
     def cosign(self, old_size: int, proof: Sequence[bytes], checkpoint: bytes) -> str:
+        """Check `checkpoint` against the latest cosigned one, record it, return a cosignature.
+
+        The trusted log keys are re-read on every call, so `witness init --log-vkey` takes
+        effect without restarting a running server.
+        """
+        self.trusted = self._load_trusted()
         cp, opened = identify_checkpoint(checkpoint, self.trusted)
         lock_path = self.dir / ".lock"
         with open(lock_path, "a") as lockf:
@@ -416,7 +422,10 @@ class Witness:
                 raise
             if current is not None and cp.size < current.checkpoint.size:  # excluded above
                 raise LedgerError("refusing to roll back the witness state")
-            line = signature_for(opened.text, self.signer).line
+            # "as of time T": T never goes back for one log, even if the clock does
+            last = current.cosigned_at if current else 0
+            signer = replace(self.signer, clock=lambda: max(time.time(), last))
+            line = signature_for(opened.text, signer).line
             log_sigs = "".join(s.line for s in opened.sigs)
             recorded = (opened.text + "\n" + log_sigs + line).encode()
             _atomic_write(self.state_path(cp.origin), recorded)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +25,15 @@ from ledger.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint, sig
 from ledger.cli import ledger as ledger_cli
 from ledger.exceptions import FormatError, LedgerError
 from ledger.log import Log, LogConfig, init_log
-from ledger.note import ALG_COSIGNATURE_V1, Ed25519Signer, b64, open_note, parse_vkey, split_note
+from ledger.note import (
+    ALG_COSIGNATURE_V1,
+    Ed25519Signer,
+    b64,
+    open_note,
+    parse_signature_line,
+    parse_vkey,
+    split_note,
+)
 from ledger.proofs import prove_consistency
 from ledger.store import MemoryStore
 from ledger.witness import (
@@ -39,6 +48,7 @@ from ledger.witness import (
     UnknownLog,
     Witness,
     check_against_latest,
+    cosignature_time,
     format_add_checkpoint,
     identify_checkpoint,
     parse_add_checkpoint,
@@ -777,3 +787,23 @@ def test_accept_cosigned_checkpoint(tmp_path: Path, log: Log, witness: Witness) 
     with pytest.raises(CosignatureRejected, match="not a cosigned checkpoint"):
         accept_cosigned_checkpoint(log, b"garbage")
     assert log.store.cosignature_lines(4) == [line]
+
+
+def test_cosignature_time_never_goes_back(log: Log, witness: Witness) -> None:
+    """A witness whose clock jumps back still dates each cosignature no earlier than the last."""
+    append(log, 2)
+    witness.add_checkpoint(format_add_checkpoint(0, [], log.store.latest_checkpoint()))
+    state = witness.latest(ORIGIN)
+    future = state.cosigned_at + 3600  # pretend the previous cosignature came from a fast clock
+    forged_earlier = replace(witness.signer, clock=lambda: future)
+    from ledger.note import signature_for
+
+    text = split_note(state.note)[0]
+    log_line = split_note(state.note)[1][0].line
+    line = signature_for(text, forged_earlier).line
+    (witness.state_path(ORIGIN)).write_bytes((text + "\n" + log_line + line).encode())
+    append(log, 1)
+    proof = log.store.consistency_proof(2, 3)
+    new_line = witness.add_checkpoint(format_add_checkpoint(2, proof, log.store.latest_checkpoint()))
+    assert cosignature_time(parse_signature_line(new_line.rstrip("\n"))) == future
+    assert witness.latest(ORIGIN).cosigned_at == future
