@@ -211,10 +211,15 @@ def push_checkpoint(
                     f"witness {witness.name} refused size {cp.size} (409): {resp.text[:200]!r}",
                     witness.name, 409, None,
                 )
-            if size == old:
+            if size == old == cp.size:
                 raise WitnessRefused(
                     f"witness {witness.name} cosigned a different tree of size {size} than the "
                     f"log's checkpoint {b64(cp.root)}: the log forked",
+                    witness.name, 409, size,
+                )
+            if size == old:
+                raise WitnessRefused(
+                    f"witness {witness.name} refused size {cp.size} from its own size {size} (409)",
                     witness.name, 409, size,
                 )
             old = size
