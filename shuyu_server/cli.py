@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from hub.authority_cli import authority
 from ledger.cli import ledger
 
 
@@ -15,6 +16,7 @@ def cli() -> None:
 
 
 cli.add_command(ledger)
+cli.add_command(authority)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Control plane: JupyterHub config and spawner hooks, catalog and authorizations, query gateway."""
