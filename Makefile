@@ -4,7 +4,9 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-UV     := $(BIN)/uv
+# uv lives in its own small venv: `uv pip sync` would uninstall it from the project venv
+TOOLS  := $(VENV)/tools
+UV     := $(TOOLS)/bin/uv
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-12)
 DATA_DIR ?= var
 
@@ -15,9 +17,11 @@ install: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	bash deploy/bootstrap/python.sh $(PYTHON)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	test -x $(UV) || $(BIN)/pip install --quiet uv==0.13.9
+	test -x $(UV) || { $(PYTHON) -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet uv==0.13.9; }
 	$(UV) pip sync --quiet --python $(BIN)/python requirements.lock
 	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+# the analyst client (import shuyu), editable, so tests drive the same code the image installs
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e sandbox_image/client
 	rm -f $(VENV)/.installed-* && touch $@
 
 up: install
@@ -28,6 +32,7 @@ down:
 
 test: install
 	bash deploy/bootstrap/test-deps.sh
+	bash deploy/bootstrap/proxy.sh
 	$(BIN)/pytest -p no:cacheprovider
 
 test-fast: install
