@@ -7,6 +7,7 @@ import sys
 import click
 
 from hub.authority_cli import authority
+from hub.data_cli import data
 from ledger.cli import ledger
 
 
@@ -17,6 +18,7 @@ def cli() -> None:
 
 cli.add_command(ledger)
 cli.add_command(authority)
+cli.add_command(data)
 
 
 def main() -> None:
