@@ -134,12 +134,13 @@ def write_dataset_dir(
 ) -> dict:
     """Generate every dataset into `out` as Parquet, then write ``catalog.json`` last.
 
-    The directory must have been checked with ``prepare_out_dir``. ``on_progress(name, step)``
+    Check the directory with ``prepare_out_dir`` first (the CLI does). ``on_progress(name, step)``
     is called with step "generated" and "written" for each dataset. Returns the catalog.
     """
     options.check()
+    out.mkdir(parents=True, exist_ok=True)
     entries = []
-    for index, (spec, table) in enumerate(_announce(generate_tables(options), on_progress)):
+    for spec, table in _announce(generate_tables(options), on_progress):
         digest = write_parquet(table, out / f"{spec.name}.parquet")
         entries.append(spec.metadata(DATASETS.index(spec), options.as_of, digest, table.num_rows))
         del table
