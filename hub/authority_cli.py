@@ -133,17 +133,21 @@ def authority() -> None:
 
 
 @authority.command("import-catalog")
-@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 @data_dir_option
 @actor_option
 @json_option
-def import_catalog_cmd(path: Path, data_dir: Path | None, actor: str | None, as_json: bool
-                       ) -> None:
-    """Register or update every dataset of a catalog.json (as `shuyu data generate` writes)."""
+def import_catalog_cmd(path: Path | None, data_dir: Path | None, actor: str | None,
+                       as_json: bool) -> None:
+    """Register or update every dataset of a catalog.json (as `shuyu data generate` writes).
+
+    PATH defaults to the catalog.json that `shuyu data load` keeps in the domain directory.
+    """
     from hub.catalog.importer import import_catalog, load_catalog_file
 
     with catalog(data_dir) as svc:
-        specs = load_catalog_file(path)
+        specs = load_catalog_file(path or load_settings(data_dir=data_dir).domain_dir
+                                  / "catalog.json")
         columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
         with Progress(*columns, console=Console(stderr=True), transient=as_json) as bar:
             task = bar.add_task("importing datasets", total=len(specs))

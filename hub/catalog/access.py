@@ -133,7 +133,7 @@ def check_user_can_query(
         user=user, dataset=dataset, authorization=auth.id, operator=auth.operator,
         access_mode=mode,
         columns=tuple(
-            ColumnGrant(c.name, c.type, c.identifier_class, c.group_by_allowed)
+            ColumnGrant(c.name, c.type, c.identifier_class, c.group_by_allowed, c.label)
             for c in ds.columns if c.name in scope.columns
         ),
         requested_columns=tuple(requested), min_group_size=auth.min_group_size,

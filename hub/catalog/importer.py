@@ -1,21 +1,25 @@
-"""Import a ``catalog.json`` (as written by ``shuyu data generate --out DIR``) into the catalog.
+"""Import a ``catalog.json`` (as written by ``shuyu data generate``) into the catalog.
 
-Format (version 1; unknown keys are ignored so that newer writers stay readable)::
+Format ``shuyu-catalog/1`` (``hub/synthetic/catalog.py`` writes it; unknown keys are ignored so
+that newer writers stay readable)::
 
-    {"datasets": [
-      {"name": "residents", "title": "居民基本信息", "provider": "昆明市公安局",
-       "description": "…", "update_frequency": "monthly", "version": "2026.11",
-       "acquired_on": "2026-11-01", "registration_code": "…",
-       "grade": "一般" | "general", "open_attribute": "有条件" | "conditional",
+    {"format": "shuyu-catalog/1",
+     "datasets": [
+      {"name": "residents", "title": {"zh": "户籍人口基础信息", "en": "…"},
+       "provider": "昆明市公安局", "description": "…", "update_frequency": "monthly",
+       "version": "2025-12-31+3af193278174", "acquired_on": "2025-12-31",
+       "registration_code": "530100-GS-2025-0002",
+       "grade": "重要" | "important", "open_attribute": "有条件" | "conditional",
        "shared_source": null,
        "columns": [{"name": "resident_id", "type": "VARCHAR",
-                    "identifier_class": "direct_identifier", "group_by": false,
-                    "description": "…"}, …]},
+                    "identifier_class": "direct_identifier", "group_by_allowed": false,
+                    "label": "公民身份号码", "description": "…"}, …]},
       …]}
 
-A bare list of datasets is accepted too. Alternative key spellings: ``acquisition_date`` or
+A document without ``format``, or a bare list of datasets, is read the same way; another format
+is refused. ``title`` may be plain text. Alternative key spellings: ``acquisition_date`` or
 ``acquired_at`` for ``acquired_on``; ``open``/``openness`` for ``open_attribute``; ``class`` for
-``identifier_class``; ``group_by_allowed``/``groupable`` for ``group_by``.
+``identifier_class``; ``group_by``/``groupable`` for ``group_by_allowed``.
 
 The whole file is parsed and checked before anything is registered, so a bad entry imports
 nothing. Each dataset is then registered on its own (one ledger batch each); importing the same
@@ -40,8 +44,9 @@ ALIASES = {
     "acquired_on": ("acquired_on", "acquisition_date", "acquired_at"),
     "open_attribute": ("open_attribute", "open", "openness"),
     "identifier_class": ("identifier_class", "class", "identifier"),
-    "group_by": ("group_by", "group_by_allowed", "groupable"),
+    "group_by": ("group_by_allowed", "group_by", "groupable"),
 }
+FORMAT = "shuyu-catalog/1"
 
 
 def _get(obj: dict[str, Any], key: str, default: Any = None) -> Any:
@@ -75,7 +80,16 @@ def parse_column(obj: Any, where: str) -> ColumnRecord:
         ),
         group_by_allowed=group_by,
         description=_get(obj, "description", "") or "",
+        label=_get(obj, "label", "") or "",
     )
+
+
+def _title(value: Any, where: str) -> str:
+    if isinstance(value, dict):
+        value = value.get("zh") or value.get("en") or ""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{where}: title must be text or {{\"zh\": …, \"en\": …}}")
+    return value
 
 
 def parse_dataset(obj: Any, index: int) -> DatasetRecord:
@@ -97,7 +111,7 @@ def parse_dataset(obj: Any, index: int) -> DatasetRecord:
             OpenAttribute, _required(obj, "open_attribute", where), f"{where}: open attribute"
         ),
         columns=tuple(parse_column(c, where) for c in columns),
-        title=_get(obj, "title", "") or "",
+        title=_title(_get(obj, "title", "") or "", where),
         description=_get(obj, "description", "") or "",
         update_frequency=v.choice(UpdateFrequency, frequency, f"{where}: update frequency")
         if frequency else None,
@@ -111,6 +125,10 @@ def parse_dataset(obj: Any, index: int) -> DatasetRecord:
 
 def parse_catalog(data: Any) -> list[DatasetRecord]:
     """Every dataset of a parsed catalog.json, checked; InvalidInput names the first problem."""
+    if isinstance(data, dict) and data.get("format", FORMAT) != FORMAT:
+        raise InvalidInput(
+            f"the catalog's format is {data.get('format')!r}; this reader knows {FORMAT}"
+        )
     items = data.get("datasets") if isinstance(data, dict) else data
     if not isinstance(items, list):
         raise InvalidInput("a catalog must be a list of datasets or an object with 'datasets'")

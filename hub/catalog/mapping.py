@@ -116,6 +116,7 @@ def fill_dataset(row: Dataset, rec: DatasetRecord, provider: Provider) -> None:
         target.type = col.type
         target.identifier_class = str(col.identifier_class)
         target.group_by_allowed = col.group_by_allowed
+        target.label = col.label
         target.description = col.description
     row.columns = keep
 

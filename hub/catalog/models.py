@@ -99,6 +99,7 @@ class DatasetColumn(Base):
     type: Mapped[str] = mapped_column(String(60))
     identifier_class: Mapped[str] = mapped_column(String(30))
     group_by_allowed: Mapped[bool] = mapped_column(Boolean)
+    label: Mapped[str] = mapped_column(String(100), default="")
     description: Mapped[str] = mapped_column(Text, default="")
 
 

@@ -55,7 +55,7 @@ def datasets(conn: Connection, name: str | None = None) -> list[DatasetRecord]:
     for c in conn.execute(cq).mappings():
         cols[c["dataset_id"]].append(
             ColumnRecord(c["name"], c["type"], IdentifierClass(c["identifier_class"]),
-                         bool(c["group_by_allowed"]), c["description"])
+                         bool(c["group_by_allowed"]), c["description"], c["label"])
         )
     return [_dataset(r, tuple(cols[r["id"]])) for r in rows]
 

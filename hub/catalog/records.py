@@ -44,6 +44,7 @@ class ColumnRecord:
     identifier_class: IdentifierClass
     group_by_allowed: bool
     description: str = ""
+    label: str = ""  # the field's Chinese name, e.g. 公民身份号码
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +52,7 @@ class ColumnRecord:
             "type": self.type,
             "identifier_class": str(self.identifier_class),
             "group_by_allowed": self.group_by_allowed,
+            "label": self.label,
             "description": self.description,
         }
 
@@ -268,6 +270,7 @@ class ColumnGrant:
     type: str
     identifier_class: IdentifierClass
     group_by_allowed: bool
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -321,6 +324,7 @@ class Grant:
                     "type": c.type,
                     "identifier_class": str(c.identifier_class),
                     "group_by_allowed": c.group_by_allowed,
+                    "label": c.label,
                 }
                 for c in self.columns
             ],

@@ -41,6 +41,7 @@ def clean_column(col: ColumnRecord, dataset: str) -> ColumnRecord:
         type=v.text(col.type, f"type of column {dataset}.{name}", 60),
         description=v.text(col.description, f"description of column {dataset}.{name}", 2000,
                            required=False),
+        label=v.text(col.label, f"label of column {dataset}.{name}", 100, required=False),
     )
 
 

@@ -265,12 +265,14 @@ def test_import_accepts_alternative_spellings() -> None:
         (lambda d: d["datasets"][2].pop("grade"), "dataset 'contributions': grade is missing"),
         (lambda d: d["datasets"][0]["columns"][1].update(identifier_class="secretish"),
          "column 'name': class 'secretish' is not one of"),
-        (lambda d: d["datasets"][0]["columns"][2].update(group_by="yes"),
+        (lambda d: d["datasets"][0]["columns"][2].update(group_by_allowed="yes"),
          "group_by must be true or false"),
         (lambda d: d["datasets"][1].update(name="residents"), "listed more than once"),
         (lambda d: d["datasets"][1].update(acquired_on="yesterday"), "is not a date"),
         (lambda d: d.update(datasets=[]), "lists no datasets"),
         (lambda d: d.update(datasets={"a": 1}), "must be a list of datasets"),
+        (lambda d: d.update(format="shuyu-catalog/2"), "this reader knows shuyu-catalog/1"),
+        (lambda d: d["datasets"][0].update(title=["x"]), "title must be text"),
     ],
 )
 def test_a_bad_catalog_file_imports_nothing(env: Env, tmp_path: Path, mutate, message) -> None:

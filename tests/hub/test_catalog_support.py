@@ -190,10 +190,10 @@ def create_agreement(env: Env, **overrides: Any) -> AuthorizationRecord:
 def catalog_json(specs: tuple[DatasetRecord, ...] = SAMPLE) -> dict[str, Any]:
     """The catalog.json form of `specs` (using Chinese labels, as a generator might)."""
     return {
-        "version": 1,
+        "format": "shuyu-catalog/1",
         "datasets": [
             {
-                "name": s.name, "title": s.title, "provider": s.provider,
+                "name": s.name, "title": {"zh": s.title, "en": ""}, "provider": s.provider,
                 "description": s.description, "grade": s.grade.label,
                 "open_attribute": s.open_attribute.label, "update_frequency": "monthly",
                 "version": s.version,
@@ -201,7 +201,7 @@ def catalog_json(specs: tuple[DatasetRecord, ...] = SAMPLE) -> dict[str, Any]:
                 "registration_code": s.registration_code, "shared_source": s.shared_source,
                 "columns": [
                     {"name": c.name, "type": c.type, "identifier_class": str(c.identifier_class),
-                     "group_by": c.group_by_allowed}
+                     "group_by_allowed": c.group_by_allowed, "label": c.label}
                     for c in s.columns
                 ],
             }
