@@ -4,6 +4,12 @@ Before each batch is signed, the sequencer checks that the new tree extends the 
 here. A database restored from an old backup, truncated or edited then makes appends fail (fail
 closed) instead of producing a second, inconsistent signed checkpoint. The file holds the signed
 checkpoint note itself, so it is also evidence.
+
+The head is written after every batch, so the write must be cheap and crash-safe: there are two
+slots, ``<path>`` and ``<path>.alt``. Each write overwrites the slot holding the older head in
+place and syncs it once (no rename, no directory sync). A write torn by a crash leaves a slot that
+does not parse; the other slot still holds the previous head, which the next batch extends.
+Reading takes the newest slot that parses.
 """
 
 from __future__ import annotations
@@ -12,34 +18,67 @@ import os
 from pathlib import Path
 
 from ledger.checkpoint import parse_checkpoint
+from ledger.exceptions import FormatError, InconsistentTreeError
 from ledger.note import split_note
 from ledger.sqlstore import TreeHead
 
 
 class SignedHeadGuard:
+    """The two slot files holding the newest checkpoint note this host signed."""
+
     def __init__(self, path: Path):
         self.path = path
+        self.alt = path.with_name(path.name + ".alt")
 
     def read(self) -> TreeHead | None:
-        try:
-            note = self.path.read_bytes()
-        except FileNotFoundError:
-            return None
-        text, _ = split_note(note)
-        cp = parse_checkpoint(text)
-        return TreeHead(cp.size, cp.root)
+        """The newest recorded head; None if nothing was ever recorded."""
+        heads, bad = self._slots()
+        if heads:
+            return max(heads.values(), key=lambda h: h.size)
+        if bad:
+            raise InconsistentTreeError(
+                f"{bad[0]} does not hold a signed checkpoint; refusing to append until the "
+                "last signed checkpoint is restored there"
+            )
+        return None
 
     def write(self, note: bytes) -> None:
-        """Atomically replace the recorded head (write, fsync, rename, fsync the directory)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(note)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        dirfd = os.open(self.path.parent, os.O_RDONLY)
+        """Record a newly signed checkpoint note, overwriting the older slot, durably."""
+        heads, _ = self._slots()
+        older = [p for p in (self.path, self.alt) if p not in heads]
+        if not older:
+            older = [min(heads, key=lambda p: heads[p].size)]
+        target = older[0]
+        created = not target.exists()
+        if created:
+            target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            os.fsync(dirfd)
+            os.pwrite(fd, note, 0)
+            os.ftruncate(fd, len(note))
+            os.fdatasync(fd)
         finally:
-            os.close(dirfd)
+            os.close(fd)
+        if created:  # a new file's directory entry must be durable too (once)
+            dirfd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dirfd)
+            finally:
+                os.close(dirfd)
+
+    def _slots(self) -> tuple[dict[Path, TreeHead], list[Path]]:
+        heads: dict[Path, TreeHead] = {}
+        bad: list[Path] = []
+        for path in (self.path, self.alt):
+            try:
+                note = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                text, _ = split_note(note)
+                cp = parse_checkpoint(text)
+            except (FormatError, UnicodeDecodeError, ValueError):
+                bad.append(path)
+                continue
+            heads[path] = TreeHead(cp.size, cp.root)
+        return heads, bad

@@ -1,160 +1,377 @@
 """The sequencer socket: how appenders in other processes hand entries to the one sequencer.
 
 When a ledger service runs, it owns the log's sequencer and listens on a Unix socket in the
-ledger directory (mode 0600, so only the platform's own services can append). Appenders send a
-request with their entries; the sequencer puts requests from every connection into the same
+ledger directory (mode 0600, so only the platform's own services can append). Appenders send
+requests with their entries; the sequencer puts requests from every connection into the same
 group-commit batches, so concurrent appenders in many processes share one transaction and one
-checkpoint, and each gets its answer only after its batch is durable.
+checkpoint, and each request is answered only after its batch is durable.
+
+Requests are pipelined: a client may send more requests before the earlier ones are answered
+(at most `MAX_INFLIGHT` per connection), and answers carry the request's id. A request's entries
+are never split across batches, so they get consecutive indices.
 
 Frames (big-endian):
-    request   b"A" u32 count, then count × (u32 length, entry bytes)
-    response  b"K" u64 first index          — all entries durable, consecutive indices
-              b"E" u32 length, UTF-8 reason — nothing of this request was acknowledged
+    request   b"A" u32 id, u32 count, u32 body length, body = count × (u32 length, entry bytes)
+    response  b"K" u32 id, u64 first index  — every entry of the request is durable
+              b"E" u32 id, u32 length, UTF-8 reason — nothing of the request was recorded
+
+The server checks each request on its own (size, JSON object, type, time) before queueing it,
+so a bad request is refused alone and never fails the batch it would have shared with others.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import socketserver
 import struct
 import threading
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, BinaryIO
 
-from ledger.exceptions import LedgerError, LedgerUnavailable
+from ledger.entry import MAX_ENTRY_BYTES
+from ledger.exceptions import EntryError, LedgerError, LedgerUnavailable
 
 MAX_REQUEST_ENTRIES = 100_000
+MAX_REQUEST_BYTES = 64 << 20
+MAX_INFLIGHT = 64  # requests a connection may have queued at the sequencer at once
+_HEAD = struct.Struct(">cIII")
+_LEN = struct.Struct(">I")
+_OK = struct.Struct(">cIQ")
+_ERR = struct.Struct(">cII")
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("connection closed")
-        buf += chunk
-    return bytes(buf)
+def _read_exact(f: BinaryIO, n: int) -> bytes:
+    data = f.read(n)
+    if data is None or len(data) != n:
+        raise ConnectionError("connection closed")
+    return data
 
 
-def encode_request(entries: Sequence[bytes]) -> bytes:
-    parts = [b"A", struct.pack(">I", len(entries))]
-    for e in entries:
-        parts += [struct.pack(">I", len(e)), e]
-    return b"".join(parts)
+def encode_request(request_id: int, entries: Sequence[bytes]) -> bytes:
+    pack = _LEN.pack
+    body = b"".join([part for e in entries for part in (pack(len(e)), e)])
+    return _HEAD.pack(b"A", request_id, len(entries), len(body)) + body
 
 
-def read_request(sock: socket.socket) -> list[bytes]:
-    tag = _recv_exact(sock, 1)
+def read_request(f: BinaryIO) -> tuple[int, list[bytes]]:
+    """One request frame: (id, entries). Raises LedgerError if the frame itself is malformed."""
+    tag, request_id, count, size = _HEAD.unpack(_read_exact(f, _HEAD.size))
     if tag != b"A":
         raise LedgerError(f"unknown request tag {tag!r}")
-    (count,) = struct.unpack(">I", _recv_exact(sock, 4))
     if count == 0 or count > MAX_REQUEST_ENTRIES:
         raise LedgerError(f"a request carries 1 to {MAX_REQUEST_ENTRIES} entries, not {count}")
+    if size > MAX_REQUEST_BYTES:
+        raise LedgerError(f"a request of {size} bytes is larger than {MAX_REQUEST_BYTES}")
+    return request_id, split_body(_read_exact(f, size), count)
+
+
+def split_body(body: bytes, count: int) -> list[bytes]:
+    """The entries of a request body (count × (u32 length, bytes)), checked to fill it exactly."""
     out = []
+    pos, end = 0, len(body)
+    unpack = _LEN.unpack_from
     for _ in range(count):
-        (n,) = struct.unpack(">I", _recv_exact(sock, 4))
-        if n > 1 << 20:
-            raise LedgerError(f"entry of {n} bytes is too large")
-        out.append(_recv_exact(sock, n))
+        if pos + 4 > end:
+            raise LedgerError("request body ends inside an entry length")
+        (n,) = unpack(body, pos)
+        pos += 4
+        if n > MAX_ENTRY_BYTES:
+            raise LedgerError(f"entry of {n} bytes is larger than the limit of {MAX_ENTRY_BYTES}")
+        if pos + n > end:
+            raise LedgerError("request body ends inside an entry")
+        out.append(body[pos : pos + n])
+        pos += n
+    if pos != end:
+        raise LedgerError(f"request body has {end - pos} bytes after its {count} entries")
     return out
 
 
 class SequencerServer:
-    """Serves the socket; `submit(entries)` must return a future of the first index."""
+    """Serves the socket.
 
-    def __init__(self, path: Path, submit: Callable):
+    `prepare(entries)` checks one request's entries and returns what `submit` takes (raising
+    EntryError for a bad entry); `submit(prepared)` returns a future of the first index.
+    """
+
+    def __init__(self, path: Path, submit: Callable[[Any], "Future[int]"],
+                 prepare: Callable[[list[bytes]], Any] = lambda entries: entries):
         self.path = path
+        self.submit = submit
+        self.prepare = prepare
         outer = self
 
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
-                sock: socket.socket = self.request
-                while True:
-                    try:
-                        entries = read_request(sock)
-                    except (ConnectionError, OSError):
-                        return
-                    except LedgerError as e:
-                        outer._send_error(sock, str(e))
-                        return
-                    try:
-                        first = submit(entries).result()
-                    except Exception as e:  # noqa: BLE001 - reported to the appender
-                        if not outer._send_error(sock, f"{type(e).__name__}: {e}"):
-                            return
-                        continue
-                    try:
-                        sock.sendall(b"K" + struct.pack(">Q", first))
-                    except OSError:
-                        return
+                outer._serve(self.request)
 
         class Server(socketserver.ThreadingUnixStreamServer):
             daemon_threads = True
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() or path.is_symlink():
-            path.unlink()
+        self._server_cls = Server
+        self._handler_cls = Handler
+        self.server: socketserver.ThreadingUnixStreamServer | None = None
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bind the socket (replacing a stale one) and serve in a background thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.exists() or self.path.is_symlink():
+            self.path.unlink()
         old = os.umask(0o177)
         try:
-            self.server = Server(str(path), Handler)
+            self.server = self._server_cls(str(self.path), self._handler_cls)
         finally:
             os.umask(old)
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="ledger-sequencer-socket", daemon=True
         )
-
-    @staticmethod
-    def _send_error(sock: socket.socket, message: str) -> bool:
-        data = message.encode()[:65000]
-        try:
-            sock.sendall(b"E" + struct.pack(">I", len(data)) + data)
-            return True
-        except OSError:
-            return False
-
-    def start(self) -> None:
         self.thread.start()
 
     def stop(self) -> None:
+        if self.server is None:
+            return
         self.server.shutdown()
         self.server.server_close()
+        self.server = None
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
 
+    def _serve(self, sock: socket.socket) -> None:
+        """Read requests from one connection; a writer thread sends the answers as they come."""
+        out: queue.SimpleQueue = queue.SimpleQueue()
+        slots = threading.BoundedSemaphore(MAX_INFLIGHT)
+        writer = threading.Thread(target=_write_replies, args=(sock, out), daemon=True)
+        writer.start()
+        rfile = sock.makefile("rb", buffering=1 << 16)
+        try:
+            while True:
+                try:
+                    request_id, entries = read_request(rfile)
+                except (ConnectionError, OSError, ValueError):
+                    return
+                except LedgerError as e:
+                    out.put(_ERR_frame(0, str(e)))
+                    return
+                slots.acquire()
+                try:
+                    prepared = self.prepare(entries)
+                    fut = self.submit(prepared)
+                except Exception as e:  # noqa: BLE001 - refused before queueing: tell the client
+                    slots.release()
+                    out.put(_ERR_frame(request_id, f"{type(e).__name__}: {e}"))
+                    continue
+                fut.add_done_callback(_replier(request_id, out, slots))
+        finally:
+            out.put(None)
+            writer.join(5)
+            rfile.close()
+
+
+def _ERR_frame(request_id: int, message: str) -> bytes:  # noqa: N802 - a frame constructor
+    data = message.encode()[:65000]
+    return _ERR.pack(b"E", request_id, len(data)) + data
+
+
+def _replier(request_id: int, out: queue.SimpleQueue, slots: threading.BoundedSemaphore):
+    def done(fut: "Future[int]") -> None:
+        slots.release()
+        try:
+            out.put(_OK.pack(b"K", request_id, fut.result()))
+        except Exception as e:  # noqa: BLE001 - reported to the appender
+            out.put(_ERR_frame(request_id, f"{type(e).__name__}: {e}"))
+
+    return done
+
+
+def _write_replies(sock: socket.socket, out: queue.SimpleQueue) -> None:
+    while True:
+        frame = out.get()
+        if frame is None:
+            break
+        frames = [frame]
+        while True:  # send what is ready in one write
+            try:
+                nxt = out.get_nowait()
+            except queue.Empty:
+                break
+            if nxt is None:
+                out.put(None)
+                break
+            frames.append(nxt)
+        try:
+            sock.sendall(b"".join(frames))
+        except OSError:
+            break
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+
 
 class SequencerClient:
-    """One connection to the sequencer; `commit(entries)` returns the first index."""
+    """One connection to the sequencer, pipelined.
 
-    def __init__(self, path: Path, timeout: float = 60.0):
+    `submit(entries)` queues a request and returns a future of its first index; a sender thread
+    packs everything queued (up to `max_entries` entries) into one request frame and keeps at most
+    `window` frames unanswered; a receiver thread resolves the futures. If the connection is
+    lost, every unanswered request fails with LedgerUnavailable and `broken` becomes true.
+    """
+
+    def __init__(self, path: Path, max_entries: int = 256, window: int = 4):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
         try:
+            self.sock.settimeout(5.0)
             self.sock.connect(str(path))
+            self.sock.settimeout(None)  # answers wait for durable commits; callers time out
         except OSError:
             self.sock.close()
             raise
-        self._lock = threading.Lock()
+        self.max_entries = max_entries
+        self.window = window
+        self._cond = threading.Condition()
+        self._pending: deque[tuple[list[bytes], Future]] = deque()
+        self._inflight: dict[int, list[tuple[int, Future]]] = {}
+        self._next_id = 1
+        self._closed = False
+        self._sender_waiting = False
+        self.broken: BaseException | None = None
+        self._sender = threading.Thread(target=self._send_loop, name="ledger-client-send",
+                                        daemon=True)
+        self._receiver = threading.Thread(target=self._recv_loop, name="ledger-client-recv",
+                                          daemon=True)
+        self._sender.start()
+        self._receiver.start()
+
+    def submit(self, entries: Sequence[bytes]) -> "Future[int]":
+        fut: Future[int] = Future()
+        with self._cond:
+            if self.broken is not None:
+                raise LedgerUnavailable(f"lost the sequencer: {self.broken}")
+            if self._closed:
+                raise LedgerUnavailable("the ledger appender is closed")
+            self._pending.append((list(entries), fut))
+            if self._sender_waiting:
+                self._cond.notify_all()
+        return fut
 
     def commit(self, entries: list[bytes]) -> int:
-        with self._lock:
-            try:
-                self.sock.sendall(encode_request(entries))
-                tag = _recv_exact(self.sock, 1)
-                if tag == b"K":
-                    return struct.unpack(">Q", _recv_exact(self.sock, 8))[0]
-                if tag == b"E":
-                    (n,) = struct.unpack(">I", _recv_exact(self.sock, 4))
-                    raise LedgerUnavailable(
-                        f"the sequencer refused the append: {_recv_exact(self.sock, n).decode()}"
-                    )
-                raise LedgerUnavailable(f"unexpected reply {tag!r} from the sequencer")
-            except (OSError, ConnectionError) as e:
-                raise LedgerUnavailable(
-                    f"lost the sequencer before the append was acknowledged: {e}"
-                ) from e
+        """Send one request and wait until it is durable; return its first index."""
+        return self.submit(entries).result()
 
-    def close(self) -> None:
+    def _take_frame(self) -> tuple[int, list[bytes], list[tuple[int, Future]]] | None:
+        """Under the lock: wait for work and window space, then take one frame's requests."""
+        while True:
+            if self.broken is not None or (self._closed and not self._pending):
+                return None
+            if self._pending and len(self._inflight) < self.window:
+                break
+            self._sender_waiting = True
+            self._cond.wait()
+            self._sender_waiting = False
+        entries: list[bytes] = []
+        parts: list[tuple[int, Future]] = []
+        while self._pending:
+            items, fut = self._pending[0]
+            if entries and len(entries) + len(items) > self.max_entries:
+                break
+            self._pending.popleft()
+            parts.append((len(entries), fut))
+            entries.extend(items)
+        request_id = self._next_id
+        self._next_id = (self._next_id + 1) & 0xFFFF_FFFF or 1
+        self._inflight[request_id] = parts
+        return request_id, entries, parts
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._cond:
+                frame = self._take_frame()
+            if frame is None:
+                return
+            request_id, entries, _ = frame
+            try:
+                self.sock.sendall(encode_request(request_id, entries))
+            except OSError as e:
+                self._fail(e)
+                return
+
+    def _recv_loop(self) -> None:
+        rfile = self.sock.makefile("rb", buffering=1 << 14)
+        try:
+            while True:
+                tag = _read_exact(rfile, 1)
+                if tag == b"K":
+                    request_id, first = struct.unpack(">IQ", _read_exact(rfile, 12))
+                    self._resolve(request_id, first, None)
+                elif tag == b"E":
+                    request_id, n = struct.unpack(">II", _read_exact(rfile, 8))
+                    reason = _read_exact(rfile, n).decode(errors="replace")
+                    error = _error_from_reason(reason)
+                    if request_id == 0:  # the server closed the connection on a bad frame
+                        raise error
+                    self._resolve(request_id, 0, error)
+                else:
+                    raise LedgerUnavailable(f"unexpected reply {tag!r} from the sequencer")
+        except (OSError, ConnectionError, LedgerError, ValueError) as e:
+            self._fail(e)
+        finally:
+            rfile.close()
+
+    def _resolve(self, request_id: int, first: int, error: BaseException | None) -> None:
+        with self._cond:
+            parts = self._inflight.pop(request_id, None)
+            self._cond.notify_all()
+        if parts is None:
+            self._fail(LedgerUnavailable(f"the sequencer answered unknown request {request_id}"))
+            return
+        for offset, fut in parts:
+            if error is None:
+                fut.set_result(first + offset)
+            else:
+                fut.set_exception(error)
+
+    def _fail(self, e: BaseException) -> None:
+        with self._cond:
+            if self.broken is None:
+                self.broken = e
+            waiting = [f for parts in self._inflight.values() for _, f in parts]
+            waiting += [f for _, f in self._pending]
+            self._inflight.clear()
+            self._pending.clear()
+            self._cond.notify_all()
+        error = LedgerUnavailable(
+            f"lost the sequencer before the append was acknowledged: {e}"
+        )
+        for fut in waiting:
+            if not fut.done():
+                fut.set_exception(error)
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Wait for every queued request to be answered, then close the connection."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+            self._cond.wait_for(
+                lambda: self.broken is not None or (not self._pending and not self._inflight),
+                timeout,
+            )
+        self._fail(LedgerUnavailable("the ledger appender is closed"))
         self.sock.close()
+
+
+def _error_from_reason(reason: str) -> LedgerError:
+    """The client-side error for a refusal: bad entries stay EntryError, the rest unavailable."""
+    if reason.startswith("EntryError: "):
+        return EntryError(reason[len("EntryError: "):])
+    return LedgerUnavailable(f"the sequencer refused the append: {reason}")
