@@ -28,7 +28,8 @@ from hub.catalog.states import (
     DataRequestStatus,
     check_authorization_transition,
 )
-from tests.hub.test_catalog_support import (  # noqa: F401 - fixtures
+from tests.hub import test_catalog_support as support
+from tests.hub.test_catalog_support import (
     ALICE,
     AUTHORITY,
     OPERATOR,
@@ -36,9 +37,10 @@ from tests.hub.test_catalog_support import (  # noqa: F401 - fixtures
     REGULATOR,
     Env,
     create_agreement,
-    env,
     sample_catalog,
 )
+
+env = support.env  # the fixture, on SQLite and PostgreSQL
 
 S = AuthorizationStatus
 
@@ -392,6 +394,7 @@ def test_change_analysts(cat: Env) -> None:
 
 def test_listing_filters(cat: Env) -> None:
     one = create_agreement(cat)
+    cat.clock.advance(minutes=1)  # listings are in order of creation
     two = create_agreement(cat, analysts=["bob"], scope=[ScopeRequest("contributions")])
     svc = cat.service
     assert [a.id for a in svc.list_authorizations(analyst="alice")] == [one.id]

@@ -14,7 +14,8 @@ from hub.catalog.exceptions import AlreadyExists, InvalidInput, NotFound, Permis
 from hub.catalog.importer import import_catalog, load_catalog_file, parse_catalog
 from hub.catalog.records import ColumnRecord
 from hub.catalog.validation import credit_code
-from tests.hub.test_catalog_support import (  # noqa: F401 - fixtures
+from tests.hub import test_catalog_support as support
+from tests.hub.test_catalog_support import (
     ALICE,
     AUTHORITY,
     CREDIT_CODE,
@@ -25,10 +26,11 @@ from tests.hub.test_catalog_support import (  # noqa: F401 - fixtures
     Env,
     catalog_json,
     create_agreement,
-    env,
     sample_catalog,
     write_catalog,
 )
+
+env = support.env  # the fixture, on SQLite and PostgreSQL
 
 
 def snapshot(env: Env) -> tuple:
@@ -164,7 +166,8 @@ def test_consent_for_shared_data_is_recorded_once_and_kept_across_reimport(env: 
 def test_grades_rank_and_the_highest_wins() -> None:
     assert highest_grade([Grade.GENERAL, Grade.IMPORTANT]) is Grade.IMPORTANT
     assert highest_grade([Grade.CORE, Grade.GENERAL]) is Grade.CORE
-    assert Grade.parse("重要") is Grade.IMPORTANT and OpenAttribute.parse("不予开放").name == "NOT_OPEN"
+    assert Grade.parse("重要") is Grade.IMPORTANT
+    assert OpenAttribute.parse("不予开放") is OpenAttribute.NOT_OPEN
     with pytest.raises(ValueError):
         highest_grade([])
 
