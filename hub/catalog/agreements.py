@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from hub.catalog import policies
 from hub.catalog import validation as v
-from hub.catalog.base import SYSTEM_ACTOR, ServiceBase, audited, new_id
+from hub.catalog.base import SYSTEM_ACTOR, ServiceBase, audited, new_id, retried
 from hub.catalog.enums import AccessMode, UseClass
 from hub.catalog.events import Actor, AuditEvent, AuditEventType, format_time
 from hub.catalog.exceptions import InvalidInput, PolicyRefused
@@ -89,6 +89,7 @@ class AgreementService(ServiceBase):
     # --- creating ----------------------------------------------------------------------------
 
     @audited("create authorization")
+    @retried
     def create_authorization(
         self,
         actor: Actor,
@@ -161,14 +162,17 @@ class AgreementService(ServiceBase):
         return self.get_authorization(auth_id)
 
     @audited("suspend authorization")
+    @retried
     def suspend(self, actor: Actor, auth_id: str, reason: str) -> AuthorizationRecord:
         return self.transition(actor, auth_id, S.SUSPENDED, reason)
 
     @audited("resume authorization")
+    @retried
     def resume(self, actor: Actor, auth_id: str, reason: str) -> AuthorizationRecord:
         return self.transition(actor, auth_id, S.ACTIVE, reason)
 
     @audited("revoke authorization")
+    @retried
     def revoke(self, actor: Actor, auth_id: str, reason: str) -> AuthorizationRecord:
         return self.transition(actor, auth_id, S.REVOKED, reason)
 
@@ -189,6 +193,7 @@ class AgreementService(ServiceBase):
     # --- term and scope -----------------------------------------------------------------
 
     @audited("extend authorization")
+    @retried
     def extend(
         self, actor: Actor, auth_id: str, ends_at: datetime, reason: str
     ) -> AuthorizationRecord:
@@ -209,6 +214,7 @@ class AgreementService(ServiceBase):
         return self.get_authorization(auth_id)
 
     @audited("change authorization scope")
+    @retried
     def change_scope(
         self,
         actor: Actor,
@@ -280,6 +286,7 @@ class AgreementService(ServiceBase):
                            operator=new.operator, authorization=new.id, details=details)
 
     @audited("change authorization analysts")
+    @retried
     def change_analysts(
         self,
         actor: Actor,

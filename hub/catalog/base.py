@@ -3,7 +3,9 @@
 Every change goes through ``ServiceBase._commit(records, events)``, i.e. ``CatalogStore.apply``:
 the records and their ledger events as one unit, ledger first. Refusals by policy or permission
 are themselves recorded (``catalog.action_refused``) on a best-effort basis by ``@audited``: the
-refusal stands whether or not the ledger can record it.
+refusal stands whether or not the ledger can record it. ``@retried`` runs a change again, from
+reading onwards, when a concurrent change to the same record got in first (the losing attempt
+stored and logged nothing), so two approvals on one agreement both take effect.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from hub.catalog.enums import Role
 from hub.catalog.events import Actor, AuditEvent, AuditEventType
 from hub.catalog.exceptions import (
     CatalogError,
+    ConcurrentChange,
     InvalidInput,
     NotFound,
     PermissionDenied,
@@ -35,6 +38,7 @@ from hub.catalog.storage import CatalogStore, Record
 Clock = Callable[[], datetime]
 F = TypeVar("F", bound=Callable[..., Any])
 SYSTEM_ACTOR = Actor("shuyu", Role.SERVICE, "scheduler")
+CONFLICT_ATTEMPTS = 5
 
 
 def utc_now() -> datetime:
@@ -61,6 +65,21 @@ def audited(action: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def retried(fn: F) -> F:
+    """Re-run `fn` (re-reading and re-checking everything) after a ConcurrentChange."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                return fn(*args, **kwargs)
+            except ConcurrentChange:
+                if attempt == CONFLICT_ATTEMPTS:
+                    raise
+
+    return wrapper  # type: ignore[return-value]
 
 
 class ServiceBase:

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from hub.catalog import policies
 from hub.catalog import validation as v
 from hub.catalog.agreements import AgreementService, ScopeRequest, dataset_facts
-from hub.catalog.base import audited, new_id
+from hub.catalog.base import audited, new_id, retried
 from hub.catalog.enums import AccessMode, Role
 from hub.catalog.events import Actor, AuditEventType
 from hub.catalog.exceptions import InvalidInput, PermissionDenied, PolicyRefused
@@ -35,6 +35,7 @@ def request_facts(req: DataRequestRecord, ds: DatasetRecord) -> dict[str, Any]:
 
 class DataRequestService(AgreementService):
     @audited("create data request")
+    @retried
     def create_data_request(
         self,
         actor: Actor,
@@ -118,6 +119,7 @@ class DataRequestService(AgreementService):
     # --- decisions --------------------------------------------------------------------------
 
     @audited("approve data request")
+    @retried
     def approve_data_request(
         self,
         actor: Actor,
@@ -159,10 +161,12 @@ class DataRequestService(AgreementService):
         return self.get_data_request(req.id), self.get_authorization(auth.id)
 
     @audited("refuse data request")
+    @retried
     def refuse_data_request(self, actor: Actor, request_id: str, reason: str) -> DataRequestRecord:
         return self._close_request(actor, request_id, R.REFUSED, reason)
 
     @audited("withdraw data request")
+    @retried
     def withdraw_data_request(
         self, actor: Actor, request_id: str, reason: str
     ) -> DataRequestRecord:

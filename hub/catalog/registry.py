@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from hub.catalog import validation as v
-from hub.catalog.base import ServiceBase, audited
+from hub.catalog.base import ServiceBase, audited, retried
 from hub.catalog.enums import Grade, IdentifierClass, OpenAttribute
 from hub.catalog.events import Actor, AuditEventType
 from hub.catalog.exceptions import AlreadyExists, InvalidInput
@@ -103,6 +103,7 @@ class RegistryService(ServiceBase):
     # --- datasets ---------------------------------------------------------------------------
 
     @audited("register dataset")
+    @retried
     def register_dataset(self, actor: Actor, spec: DatasetRecord) -> tuple[DatasetRecord, str]:
         """Register or update a dataset; gives (record, "registered"/"updated"/"unchanged")."""
         self._check_actor(actor, Action.REGISTER_DATASET)
@@ -159,6 +160,7 @@ class RegistryService(ServiceBase):
         ]
 
     @audited("record consent")
+    @retried
     def record_consent(self, actor: Actor, dataset: str, reference: str) -> DatasetRecord:
         """Record the providing unit's consent for data received through 政务数据共享 (R4)."""
         self._check_actor(actor, Action.RECORD_CONSENT)
@@ -185,6 +187,7 @@ class RegistryService(ServiceBase):
     # --- operators and analysts -------------------------------------------------------------
 
     @audited("create operator")
+    @retried
     def create_operator(
         self,
         actor: Actor,
@@ -208,6 +211,7 @@ class RegistryService(ServiceBase):
         return self.get_operator(name)
 
     @audited("name security officer")
+    @retried
     def set_security_officer(self, actor: Actor, operator: str, officer: str) -> OperatorRecord:
         """Name the operator's 数据安全负责人 (needed before it may receive 重要 data)."""
         self._check_actor(actor, Action.CREATE_OPERATOR)
@@ -223,6 +227,7 @@ class RegistryService(ServiceBase):
         return self.get_operator(operator)
 
     @audited("add analyst")
+    @retried
     def add_analyst(
         self, actor: Actor, user_name: str, operator: str, display_name: str = ""
     ) -> AnalystRecord:
