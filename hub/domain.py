@@ -8,9 +8,10 @@ Terms:
   released products: 注明数据来源和获取日期); exactly one per dataset is current.
 
 Loading (``DomainStore.load``) reads the Parquet file once into memory, hashes those bytes,
-refuses a hash that differs from the expected one, appends ``dataset.loaded`` to the ledger
-(through the ``audit`` function the caller passes), and creates the table and its version row in
-one transaction: a failure anywhere leaves the previous version in place. Replacing a loaded
+refuses a hash that differs from the expected one, copies the verified bytes to a private file
+in the domain directory (DuckDB reads that copy, never the source path), appends
+``dataset.loaded`` to the ledger (through the ``audit`` function the caller passes), and creates
+the table and its version row in one transaction: a failure anywhere leaves the previous version in place. Replacing a loaded
 dataset must be asked for (``replace=True``); it never happens silently.
 
 The gateway opens the store with ``open_readonly``: read-only, no external access (files, URLs,
@@ -25,7 +26,9 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -171,20 +174,27 @@ class DomainStore:
                 "the file changed after it was catalogued; nothing was loaded"
             )
         try:
-            source = pq.ParquetFile(pa.BufferReader(data))
+            rows = pq.ParquetFile(pa.BufferReader(data)).metadata.num_rows
         except (pa.ArrowInvalid, OSError) as e:
             raise DomainError(f"{parquet} is not a readable Parquet file: {e}") from None
-        rows = source.metadata.num_rows
         con = self._connect()
+        # DuckDB reads the verified bytes from a private copy in the domain directory, never
+        # from the source path, which could change between hashing and reading.
+        copy = self.dir / f".incoming-{uuid.uuid4().hex}.parquet"
         try:
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            del data
             return self._load_locked(
-                con, name, source, Path(parquet).name, digest, rows, audit,
+                con, name, copy, Path(parquet).name, digest, rows, audit,
                 version or digest[:12], acquired_on, replace, expected_columns,
             )
         finally:
             con.close()
+            copy.unlink(missing_ok=True)
 
-    def _load_locked(self, con, name, source, source_name, digest, rows, audit, version,
+    def _load_locked(self, con, name, copy, source_name, digest, rows, audit, version,
                      acquired_on, replace, expected_columns) -> DatasetVersion:
         previous = self._current_version(con, name)
         exists = bool(con.execute(
@@ -201,11 +211,8 @@ class DomainStore:
         )
         con.execute("BEGIN TRANSACTION")
         try:
-            reader = pa.RecordBatchReader.from_batches(
-                source.schema_arrow, source.iter_batches(batch_size=1 << 17))
-            con.register("shuyu_incoming", reader)
-            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM shuyu_incoming')
-            con.unregister("shuyu_incoming")
+            con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM read_parquet(?)',
+                        [str(copy)])
             self._check_loaded(con, name, rows, expected_columns)
             con.execute(f"UPDATE {META_SCHEMA}.dataset_versions SET current = false "
                         "WHERE dataset = ?", [name])

@@ -43,11 +43,15 @@ Part = tuple[Vocab, np.ndarray] | np.ndarray | str
 
 def digits(values: np.ndarray, width: int) -> np.ndarray:
     """Zero-padded decimal digits of non-negative integers as an (n, width) uint8 matrix."""
-    v = np.asarray(values, dtype=np.int64)
+    v = np.array(values, dtype=np.int64)  # a copy: divided in place below
     if v.size and (v.min() < 0 or v.max() >= 10**width):
         raise ValueError(f"values do not fit in {width} digits")
-    powers = 10 ** np.arange(width - 1, -1, -1, dtype=np.int64)
-    return ((v[:, None] // powers) % 10 + ord("0")).astype(np.uint8)
+    out = np.empty((v.size, width), dtype=np.uint8)
+    for j in range(width - 1, -1, -1):
+        out[:, j] = v % 10
+        v //= 10
+    out += ord("0")
+    return out
 
 
 def ascii_strings(matrix: np.ndarray) -> pa.Array:
@@ -113,16 +117,13 @@ def categorical(vocab: Sequence[str], codes: np.ndarray) -> pa.Array:
 
 
 def decimal(cents: np.ndarray, precision: int, scale: int = 2) -> pa.Array:
-    """A DECIMAL(precision, scale) column from integers in units of 10^-scale."""
-    v = np.asarray(cents, dtype=np.int64)
-    if v.size and np.abs(v).max() >= 10**precision:
+    """A DECIMAL(precision, scale) column from integers in units of 10^-scale (no copy)."""
+    v = np.ascontiguousarray(cents, dtype=np.int64)
+    if precision > 18:
+        raise ValueError("decimal columns here hold at most 18 digits")
+    if v.size and max(-int(v.min()), int(v.max())) >= 10**precision:
         raise ValueError(f"values do not fit DECIMAL({precision},{scale})")
-    words = np.empty((v.size, 2), dtype=np.int64)
-    words[:, 0] = v
-    words[:, 1] = np.where(v < 0, -1, 0)
-    return pa.Array.from_buffers(
-        pa.decimal128(precision, scale), v.size, [None, pa.py_buffer(words)]
-    )
+    return pa.Array.from_buffers(pa.decimal64(precision, scale), v.size, [None, pa.py_buffer(v)])
 
 
 def dates(days: np.ndarray) -> pa.Array:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date
 from pathlib import Path
@@ -95,7 +96,7 @@ def write_parquet(table: pa.Table, path: Path) -> str:
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(
         table, tmp, compression="zstd", row_group_size=ROW_GROUP_ROWS, use_dictionary=True,
-        write_statistics=True,
+        write_statistics=True, store_decimal_as_integer=True,
     )
     digest = sha256_file(tmp)
     os.replace(tmp, path)
@@ -134,18 +135,31 @@ def write_dataset_dir(
 ) -> dict:
     """Generate every dataset into `out` as Parquet, then write ``catalog.json`` last.
 
-    Check the directory with ``prepare_out_dir`` first (the CLI does). ``on_progress(name, step)``
-    is called with step "generated" and "written" for each dataset. Returns the catalog.
+    Check the directory with ``prepare_out_dir`` first (the CLI does). Each file is written by
+    a background thread while the next dataset is generated (both release the GIL for most
+    of their work), at most one write pending. ``on_progress(name, step)`` is called with
+    step "generated", then "written", for each dataset. Returns the catalog.
     """
     options.check()
     out.mkdir(parents=True, exist_ok=True)
-    entries = []
-    for spec, table in _announce(generate_tables(options), on_progress):
-        digest = write_parquet(table, out / f"{spec.name}.parquet")
-        entries.append(spec.metadata(DATASETS.index(spec), options.as_of, digest, table.num_rows))
-        del table
+    entries: list[dict] = []
+
+    def finish(spec: Dataset, rows: int, written: Future) -> None:
+        digest = written.result()
+        entries.append(spec.metadata(DATASETS.index(spec), options.as_of, digest, rows))
         if on_progress:
             on_progress(spec.name, "written")
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shuyu-parquet") as pool:
+        pending = None
+        for spec, table in _announce(generate_tables(options), on_progress):
+            if pending:
+                finish(*pending)
+            pending = (spec, table.num_rows,
+                       pool.submit(write_parquet, table, out / f"{spec.name}.parquet"))
+            del table
+        if pending:
+            finish(*pending)
     catalog = catalog_document(options.generator_json(), entries)
     write_catalog(out / CATALOG_FILE, catalog)
     return catalog
