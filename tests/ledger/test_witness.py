@@ -117,12 +117,12 @@ def latest_cp(log: Log) -> Checkpoint:
 class ServerThread:
     """A real uvicorn server for an ASGI app on 127.0.0.1, on a free port, in a thread."""
 
-    def __init__(self, app):  # type: ignore[no-untyped-def]
+    def __init__(self, app, lifespan: str = "off"):  # type: ignore[no-untyped-def]
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        config = uvicorn.Config(app, log_level="warning", lifespan=lifespan)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
             target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
@@ -807,3 +807,60 @@ def test_cosignature_time_never_goes_back(log: Log, witness: Witness) -> None:
     new_line = witness.add_checkpoint(format_add_checkpoint(2, proof, log.store.latest_checkpoint()))
     assert cosignature_time(parse_signature_line(new_line.rstrip("\n"))) == future
     assert witness.latest(ORIGIN).cosigned_at == future
+
+
+# --- with the ledger service: pull mode over its tiles, and its background pusher ---------------
+
+
+def test_pull_mode_from_the_ledger_service(tmp_path: Path, log: Log, witness: Witness) -> None:
+    from ledger.service.main import create_app as ledger_app
+    from ledger.witness_pull import CosignatureNotDelivered, cosign_from_url
+
+    for n in (200, 100, 7):  # a full level-0 tile and a partial one
+        append(log, n)
+    with ServerThread(ledger_app(log.config, sequencer=False), lifespan="on") as service:
+        with pytest.raises(CosignatureNotDelivered, match="registered") as e:
+            cosign_from_url(witness, service.url)  # the log does not know this witness yet
+        assert e.value.line.startswith("— " + WITNESS_NAME)
+        assert witness.latest(ORIGIN).checkpoint.size == 307  # cosigned all the same
+        register_witness(log, witness.vkey(), None)
+
+        append(log, 60)  # grows past the partial tile: the proof from 307 needs tiles again
+        cp, line = cosign_from_url(witness, service.url)
+        assert cp.size == 367 and log.store.cosignature_lines(367) == [line]
+        served = httpx.get(service.url + "/checkpoint", trust_env=False).content
+        _, note = open_checkpoint(served, log.verifier(), [parse_vkey(witness.vkey())])
+        assert {s.name for s in note.sigs} == {ORIGIN, WITNESS_NAME}
+
+        append(log, 1)
+        r = run_cli("witness", "cosign", "--witness-dir", str(witness.dir), "--url", service.url)
+        assert r.exit_code == 0, r.output
+        assert log.store.cosignature_lines(368) == [r.stdout]
+
+
+def test_the_ledger_service_pushes_new_checkpoints_to_witnesses(
+    tmp_path: Path, log: Log, witness: Witness, server: ServerThread
+) -> None:
+    """The service owns the sequencer and the pusher: entries appended by another process's
+    appender end up in checkpoints that carry the witness's cosignature."""
+    from ledger.service.main import create_app as ledger_app
+
+    register_witness(log, witness.vkey(), server.url + "/w")
+    with ServerThread(ledger_app(log.config, sequencer=True), lifespan="on") as service:
+        appender = Log.open(log.config)  # connects to the service's sequencer socket
+        try:
+            for n in (5, 8, 13):
+                append(appender, n)
+        finally:
+            appender.close()
+        size = latest_cp(log).size
+        assert size == 26
+        deadline = time.monotonic() + 60
+        while True:
+            served = httpx.get(service.url + "/checkpoint", trust_env=False).content
+            _, note = open_checkpoint(served, log.verifier(), [parse_vkey(witness.vkey())])
+            if parse_checkpoint(note.text).size == size and len(note.sigs) == 2:
+                break
+            assert time.monotonic() < deadline, "the service did not get the latest cosigned"
+            time.sleep(0.1)
+    assert Witness(witness.dir).latest(ORIGIN).checkpoint.size == 26
