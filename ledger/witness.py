@@ -306,6 +306,10 @@ class Witness:
 
     def __init__(self, directory: Path):
         self.dir = directory
+        if not self.key_path.exists():
+            raise LedgerError(
+                f"{directory} is not a witness directory (run `shuyu ledger witness init`)"
+            )
         self.signer: Ed25519Signer = load_key(self.key_path)
         if self.signer.alg != ALG_COSIGNATURE_V1:
             raise LedgerError(f"{self.key_path} is not a cosigner key (algorithm 0x04)")

@@ -692,7 +692,7 @@ def test_cli_pull_mode_and_errors(tmp_path: Path) -> None:
     r = run_cli("witness", "cosign", "--witness-dir", str(wdir))
     assert r.exit_code != 0 and "exactly one" in r.stderr
     r = run_cli("witness", "status", "--witness-dir", str(tmp_path / "nowhere"))
-    assert r.exit_code == 1 and "error:" in r.stderr
+    assert r.exit_code == 1 and "not a witness directory" in r.stderr
     r = run_cli("witness", "push", "--data-dir", str(data))
     assert r.exit_code == 0 and "no witness" in r.stderr
 
