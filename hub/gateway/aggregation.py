@@ -1,0 +1,305 @@
+"""The aggregation rule for aggregate-only datasets (重要 data is always aggregate-only).
+
+Modelled on the AWS Clean Rooms aggregation analysis rule. A query that touches an
+aggregate-only dataset must be one plain ``SELECT … FROM … [JOIN …] [WHERE …] [GROUP BY …]
+[HAVING …] [ORDER BY …] [LIMIT …]`` in which:
+
+- every output is a *dimension* (a column the catalog allows as a group-by dimension, or a
+  scalar expression over such columns) or an *aggregate expression*: COUNT, COUNT(DISTINCT),
+  SUM, SUM(DISTINCT) or AVG over plain columns, literals, arithmetic and casts (no CASE, IF or
+  FILTER inside an aggregate: the group size is counted over the whole group, so an aggregate
+  over a hidden sub-group is refused), possibly combined by arithmetic, ROUND or CAST;
+- direct identifiers are never aggregated as values (only counted) and never output;
+- WHERE, GROUP BY and the non-key parts of JOIN … ON use dimensions only; a join condition
+  may equate columns of two datasets (join keys are never output);
+- no subqueries, CTEs, set operations, window functions, DISTINCT, QUALIFY, ROLLUP/CUBE/
+  GROUPING SETS, or MIN/MAX/MEDIAN (they return one individual's value).
+
+Minimum group size: the gateway adds its own count of distinct entities (the dataset's first
+direct identifier, see ``sources.entity_column``) to every output row, for each aggregate-only
+dataset in the query, and removes rows whose count is below the authorization's minimum group
+size. It never trusts an analyst's own COUNT. The count is ``COUNT(DISTINCT hash(entity))``
+(64-bit hash collisions can only lower the count, i.e. suppress more), or ``COUNT(*)`` when the
+query reads one dataset whose entity column the engine has verified to be unique and non-null.
+The response and the ledger say how many groups were removed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlglot import exp
+
+from hub.catalog.enums import AccessMode, IdentifierClass
+from hub.gateway import sqlrules
+from hub.gateway.exceptions import QueryRefused
+from hub.gateway.policy import DIALECT, Plan
+from hub.gateway.sources import ENTITY, entity_column, quote
+
+COUNT_COLUMN = "__shuyu_n{}"
+OUTPUT_WRAPPERS = (*sqlrules.ARITHMETIC, exp.Round, exp.Cast, exp.TryCast, exp.Abs)
+VALUE_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.DataType, exp.DataTypeParam,
+               exp.Cast, exp.TryCast, *sqlrules.ARITHMETIC)
+JOINS_ALLOWED = {("", ""), ("", "INNER"), ("LEFT", ""), ("LEFT", "OUTER")}
+
+
+@dataclass(frozen=True)
+class GroupRule:
+    """One gateway-computed count per output row and the minimum it must reach."""
+
+    column: str
+    dataset: str
+    minimum: int
+
+
+def _refuse(datasets: list[str], what: str) -> QueryRefused:
+    names = ", ".join(datasets)
+    return QueryRefused(
+        f"{names} {'is' if len(datasets) == 1 else 'are'} aggregate-only: {what}",
+        "aggregate_rule")
+
+
+class _Checker:
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.tree = plan.tree
+        self.aggregate_only = sorted(
+            d for d, g in plan.grants.items() if g.access_mode is AccessMode.AGGREGATE_ONLY)
+        self.alias_to_dataset = {t.alias_or_name: d for t, d in plan.sources}
+
+    def refuse(self, what: str) -> QueryRefused:
+        return _refuse(self.aggregate_only, what)
+
+    # --- structure -----------------------------------------------------------------------
+
+    def check(self) -> None:
+        tree = self.tree
+        if not isinstance(tree, exp.Select):
+            raise self.refuse("set operations (UNION, INTERSECT, EXCEPT) are not allowed; "
+                              "use one SELECT with GROUP BY")
+        if tree.args.get("with"):
+            raise self.refuse("CTEs (WITH …) are not allowed; use one SELECT with GROUP BY")
+        for node in tree.walk():
+            self._check_node(node)
+        if tree.args.get("distinct"):
+            raise self.refuse("SELECT DISTINCT is not allowed; use GROUP BY")
+        if tree.args.get("qualify"):
+            raise self.refuse("QUALIFY is not allowed")
+        self._check_sources()
+        self._check_group()
+        self._check_outputs()
+        where = tree.args.get("where")
+        if where is not None:
+            self._check_dimensions_only(where.this, "WHERE")
+        having = tree.args.get("having")
+        if having is not None:
+            self._check_having(having.this)
+        order = tree.args.get("order")
+        if order is not None:
+            for item in order.expressions:
+                self._check_order_item(item.this)
+
+    def _check_node(self, node: exp.Expression) -> None:
+        if node is not self.tree and isinstance(node, (exp.Select, exp.Subquery, exp.Exists,
+                                                       exp.Values)):
+            raise self.refuse("subqueries are not allowed; use one SELECT with GROUP BY")
+        if isinstance(node, exp.Window):
+            raise self.refuse("window functions (… OVER …) are not allowed")
+        if isinstance(node, exp.Func) and type(node) in (sqlrules.ROW_LEVEL_AGGREGATES
+                                                          | sqlrules.WINDOW_FUNCTIONS):
+            name = sqlrules.function_name(node).upper()
+            raise self.refuse(f"{name} is not allowed: it returns or depends on individual "
+                              "values; use COUNT, SUM or AVG")
+        if isinstance(node, exp.Filter):
+            raise self.refuse("FILTER (WHERE …) on an aggregate is not allowed: the minimum "
+                              "group size is counted over the whole group; filter with WHERE")
+
+    def _check_sources(self) -> None:
+        from_ = self.tree.args.get("from_") or self.tree.args.get("from")
+        if from_ is None or not isinstance(from_.this, exp.Table):
+            raise self.refuse("the query must read datasets directly in FROM")
+        for join in self.tree.args.get("joins") or []:
+            if not isinstance(join.this, exp.Table):
+                raise self.refuse("only datasets may be joined")
+            side = (join.args.get("side") or "").upper()
+            kind = (join.args.get("kind") or "").upper()
+            if (side, kind) not in JOINS_ALLOWED or join.args.get("method"):
+                shown = " ".join(x for x in (join.args.get("method") or "", side, kind) if x)
+                raise self.refuse(f"{shown or 'this'} JOIN is not allowed; use INNER or LEFT "
+                                  "JOIN … ON equal keys")
+            on = join.args.get("on")
+            if on is None:
+                raise self.refuse("a join needs ON with equal keys (no cross joins)")
+            self._check_join_condition(on)
+
+    def _check_group(self) -> None:
+        group = self.tree.args.get("group")
+        if group is None:
+            return
+        for key in ("grouping_sets", "cube", "rollup", "totals"):
+            if group.args.get(key):
+                raise self.refuse("ROLLUP, CUBE and GROUPING SETS are not allowed (subtotals "
+                                  "next to suppressed groups would reveal them)")
+        if group.args.get("all"):
+            raise self.refuse("GROUP BY ALL is not allowed; name the dimensions")
+        for item in group.expressions:
+            self._check_dimension(item, "GROUP BY")
+
+    def _check_outputs(self) -> None:
+        grouped = self.tree.args.get("group") is not None
+        for item in self.tree.expressions:
+            value = item.this if isinstance(item, exp.Alias) else item
+            if self._is_aggregate_expression(value):
+                continue
+            if not grouped:
+                raise self.refuse(
+                    f"{value.sql(DIALECT)} is not an aggregate; without GROUP BY every output "
+                    "must be COUNT, SUM or AVG")
+            self._check_dimension(value, "SELECT")
+
+    # --- pieces ---------------------------------------------------------------------------
+
+    def _column_rule(self, col: exp.Column) -> tuple[str, bool, bool]:
+        """(dataset, is a dimension, is a direct identifier) of a column of the query."""
+        dataset = self.alias_to_dataset.get(col.table)
+        if dataset is None:
+            raise self.refuse(f"{col.sql(DIALECT)} is not a dataset column")
+        grant = self.plan.grants[dataset]
+        cg = grant.column(col.name)
+        if cg is None:
+            raise self.refuse(f"{col.sql(DIALECT)} is not in the authorization")
+        direct = cg.identifier_class is IdentifierClass.DIRECT_IDENTIFIER
+        if grant.access_mode is not AccessMode.AGGREGATE_ONLY:
+            return dataset, True, direct
+        return dataset, cg.group_by_allowed and not direct, direct
+
+    def _check_dimension(self, node: exp.Expression, where: str) -> None:
+        if any(isinstance(n, exp.AggFunc) for n in node.walk()):
+            raise self.refuse(f"aggregates are not allowed in {where} dimensions: "
+                              f"{node.sql(DIALECT)}")
+        for col in node.find_all(exp.Column):
+            dataset, dimension, _ = self._column_rule(col)
+            if not dimension:
+                raise self.refuse(
+                    f"{dataset}.{col.name} may not be used in {where}: it is not a group-by "
+                    "dimension in the catalog")
+
+    def _check_dimensions_only(self, node: exp.Expression, where: str) -> None:
+        self._check_dimension(node, where)
+
+    def _check_join_condition(self, on: exp.Expression) -> None:
+        for part in _conjuncts(on):
+            if (isinstance(part, exp.EQ) and isinstance(part.this, exp.Column)
+                    and isinstance(part.expression, exp.Column)
+                    and part.this.table != part.expression.table):
+                continue  # a join key: never output, any column class
+            self._check_dimension(part, "JOIN … ON")
+
+    def _is_aggregate_expression(self, node: exp.Expression) -> bool:
+        """True for COUNT/SUM/AVG calls and arithmetic, ROUND, CAST over them and literals."""
+        if isinstance(node, tuple(sqlrules.VALUE_AGGREGATES)):
+            self._check_aggregate_call(node)
+            return True
+        if isinstance(node, OUTPUT_WRAPPERS):
+            parts = [c for c in node.iter_expressions()
+                     if not isinstance(c, (exp.Literal, exp.DataType, exp.Null))]
+            if parts and all(self._is_aggregate_expression(p) for p in parts):
+                return True
+            if any(isinstance(n, exp.AggFunc) for n in node.walk()):
+                raise self.refuse(f"{node.sql(DIALECT)} mixes aggregates with row values")
+        return False
+
+    def _check_aggregate_call(self, agg: exp.Expression) -> None:
+        arg = agg.this
+        if isinstance(arg, exp.Distinct):
+            args = list(arg.expressions)
+        elif arg is None or isinstance(arg, exp.Star):
+            if not isinstance(agg, exp.Count):
+                raise self.refuse(f"{agg.sql(DIALECT)} needs a column")
+            return
+        else:
+            args = [arg]
+        name = sqlrules.function_name(agg).upper()
+        for value in args:
+            for node in value.walk():
+                if not isinstance(node, VALUE_NODES):
+                    raise self.refuse(
+                        f"inside {name}() only columns, numbers, arithmetic and CAST are "
+                        f"allowed, not {sqlrules.describe_node(node)} ({value.sql(DIALECT)})")
+            if isinstance(agg, exp.Count):
+                continue  # counting people (even by identifier) is what the rule is about
+            for col in value.find_all(exp.Column):
+                dataset, _, direct = self._column_rule(col)
+                if direct:
+                    raise self.refuse(f"{name}({dataset}.{col.name}) is not allowed: it is a "
+                                      "direct identifier (count it instead)")
+
+    def _check_having(self, node: exp.Expression) -> None:
+        if isinstance(node, sqlrules.PREDICATES) and not self._is_aggregate_expression(node):
+            for child in node.iter_expressions():
+                self._check_having(child)
+            return
+        if isinstance(node, (exp.Literal, exp.Null, exp.Boolean)):
+            return
+        if not self._is_aggregate_expression(node):
+            self._check_dimension(node, "HAVING")
+
+    def _check_order_item(self, node: exp.Expression) -> None:
+        if isinstance(node, exp.Column) and not node.table:
+            return  # an output column by name
+        if not self._is_aggregate_expression(node):
+            self._check_dimension(node, "ORDER BY")
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    if isinstance(node, exp.Paren):
+        return _conjuncts(node.this)
+    return [node]
+
+
+def check_aggregate_query(plan: Plan) -> None:
+    """Refuse (QueryRefused) unless the planned query follows the aggregation rule."""
+    _Checker(plan).check()
+
+
+def add_group_counts(plan: Plan, entity_unique: Callable[[str, str], bool]) -> list[GroupRule]:
+    """Append the gateway's entity counts to the query's outputs; return the rules to apply."""
+    rules: list[GroupRule] = []
+    select = plan.tree
+    assert isinstance(select, exp.Select)
+    single = len(plan.sources) == 1
+    for table, dataset in plan.sources:
+        grant = plan.grants[dataset]
+        if grant.access_mode is not AccessMode.AGGREGATE_ONLY:
+            continue
+        entity = entity_column(plan.records[dataset])
+        if entity is None or (single and entity_unique(dataset, entity)):
+            count = "COUNT(*)"
+        else:
+            count = f"COUNT(DISTINCT hash({quote(table.alias_or_name)}.{quote(ENTITY)}))"
+        column = COUNT_COLUMN.format(len(rules))
+        select.select(exp.alias_(exp.maybe_parse(count, dialect=DIALECT), column, quoted=True),
+                      copy=False)
+        rules.append(GroupRule(column, dataset, grant.min_group_size))
+    return rules
+
+
+def suppress(batch: pa.RecordBatch, rules: list[GroupRule]) -> tuple[pa.RecordBatch, int]:
+    """Drop rows whose gateway counts are below the minimum; remove the count columns."""
+    if not rules:
+        return batch, 0
+    keep = None
+    for rule in rules:
+        counts = batch.column(rule.column)
+        ok = pc.fill_null(pc.greater_equal(counts, rule.minimum), False)
+        keep = ok if keep is None else pc.and_(keep, ok)
+    kept = batch.filter(keep)
+    removed = batch.num_rows - kept.num_rows
+    names = {r.column for r in rules}
+    columns = [i for i, f in enumerate(kept.schema) if f.name not in names]
+    return kept.select(columns), removed

@@ -1,0 +1,135 @@
+"""The gateway's own settings, declared and validated (shared locations come from ``Settings``).
+
+Sources, highest first: explicit arguments, environment variables ``SHUYU_GATEWAY_<FIELD>``,
+then the defaults below. When the hub runs the gateway as a managed service it sets
+``JUPYTERHUB_API_URL``, ``JUPYTERHUB_SERVICE_PREFIX`` and ``JUPYTERHUB_SERVICE_URL``; those are
+read as fallbacks for ``hub_api_url``, ``service_prefix`` and ``service_url``.
+
+The gateway refuses to start without a hub API URL: it identifies callers only through the hub.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SIZE_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
+
+
+class ConfigError(ValueError):
+    """The gateway's configuration is missing or invalid; the message names the variable."""
+
+
+class GatewayConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SHUYU_GATEWAY_", extra="ignore", validate_default=True, populate_by_name=True
+    )
+
+    hub_api_url: str = Field(
+        validation_alias=AliasChoices("SHUYU_GATEWAY_HUB_API_URL", "JUPYTERHUB_API_URL",
+                                      "hub_api_url"),
+        description="The hub's REST API, e.g. http://127.0.0.1:8081/hub/api; every token is "
+        "checked against its /user endpoint.",
+    )
+    service_prefix: str = Field(
+        "/services/gateway/",
+        validation_alias=AliasChoices("SHUYU_GATEWAY_SERVICE_PREFIX", "JUPYTERHUB_SERVICE_PREFIX",
+                                      "service_prefix"),
+        description="URL prefix the proxy routes to the gateway (the hub service prefix).",
+    )
+    service_url: str = Field(
+        "http://127.0.0.1:8030",
+        validation_alias=AliasChoices("SHUYU_GATEWAY_SERVICE_URL", "JUPYTERHUB_SERVICE_URL",
+                                      "service_url"),
+        description="Where the gateway listens (scheme, host and port).",
+    )
+    required_scope: str = Field(
+        "custom:shuyu:query",
+        description="Hub scope a token must carry to use the gateway (granted to analysts and "
+        "to their servers' tokens in hub/jupyterhub_config.py).",
+    )
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, le=60,
+        description="Seconds a hub answer about a token is reused (0: ask on every request). "
+        "A revoked token or scope stops working at most this long after the hub changes.",
+    )
+    hub_timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of hub API calls, s.")
+    query_timeout_seconds: float = Field(
+        120.0, gt=0, le=3600, description="A query running longer is interrupted, s."
+    )
+    memory_limit: str = Field("2GB", description="DuckDB memory limit for all queries together.")
+    threads: int = Field(2, ge=1, le=256, description="DuckDB worker threads.")
+    max_rows: int = Field(
+        1_000_000, ge=1,
+        description="Row limit per query: longer results are cut here and say so.",
+    )
+    page_bytes: int = Field(
+        8 << 20, ge=1 << 10,
+        description="Target size of one result page (Arrow IPC stream), bytes.",
+    )
+    max_result_bytes: int = Field(
+        512 << 20, ge=1 << 10,
+        description="Largest result (all pages) the gateway holds for one query, bytes.",
+    )
+    result_ttl_seconds: float = Field(
+        600.0, gt=0, description="How long the pages of a result stay available, s."
+    )
+    result_cache_bytes: int = Field(
+        1 << 30, ge=1 << 10,
+        description="Memory for pages of results not fully read yet; oldest go first, bytes.",
+    )
+
+    @field_validator("hub_api_url", "service_url")
+    @classmethod
+    def _http_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"must be an http(s) URL, got {v!r}")
+        return v.rstrip("/")
+
+    @field_validator("service_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError(f"must start with '/', got {v!r}")
+        return "/" + v.strip("/") + "/" if v.strip("/") else "/"
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, v: str) -> str:
+        if not SIZE_PATTERN.match(v.strip()):
+            raise ValueError(f"must be a size such as 2GB or 512MiB, got {v!r}")
+        return v.strip()
+
+    @field_validator("required_scope")
+    @classmethod
+    def _scope(cls, v: str) -> str:
+        if not v or any(c.isspace() for c in v):
+            raise ValueError("must be one hub scope name")
+        return v
+
+    @property
+    def bind(self) -> tuple[str, int]:
+        parts = urlsplit(self.service_url)
+        return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
+
+
+def load_gateway_config(**overrides: object) -> GatewayConfig:
+    """The gateway's settings from the environment; `overrides` win. Clear error if invalid."""
+    try:
+        return GatewayConfig(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            if err["type"] == "missing" and "HUB_API_URL" in where.upper():
+                problems.append(
+                    "hub_api_url is not set (JUPYTERHUB_API_URL or SHUYU_GATEWAY_HUB_API_URL): "
+                    "the gateway identifies callers only through the hub"
+                )
+            else:
+                problems.append(f"{where.lower().removeprefix('shuyu_gateway_')}: {err['msg']}")
+        raise ConfigError("invalid gateway configuration: " + "; ".join(problems)) from None

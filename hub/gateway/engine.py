@@ -1,0 +1,183 @@
+"""Running checked queries in DuckDB over the domain store, within limits.
+
+The engine holds one hardened read-only connection (``hub.domain.open_readonly``: no external
+access, no extension loading, configuration locked, memory and thread limits); each query gets
+its own cursor on it, so queries run concurrently. Limits:
+
+- time: a timer interrupts a query still running after ``timeout`` seconds (``QueryTimeout``);
+- rows: results are read batch by batch and cut after ``max_rows`` rows (the result says so);
+- bytes: a result larger than ``max_bytes`` is refused (``ResultTooLarge``).
+
+Each batch passes through ``transform`` as it arrives (the aggregation rule's suppression), so
+counting and limits apply to what the analyst would receive.
+
+Engine errors are reported without echoing the SQL the engine ran (the governed rewrite stays
+server-side). For aggregate queries, errors raised while computing on values (conversion,
+overflow) are reported by class only: their text can quote a single person's value.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pyarrow as pa
+
+from hub.domain import DomainError, open_readonly
+from hub.gateway.exceptions import (
+    DomainUnavailable,
+    QueryFailed,
+    QueryTimeout,
+    ResultTooLarge,
+)
+from hub.gateway.sources import quote
+
+BATCH_ROWS = 65_536
+Transform = Callable[[pa.RecordBatch], tuple[pa.RecordBatch, int]]
+_DATA_ERRORS = ("Conversion Error", "Out of Range Error", "Invalid Input Error",
+                "Mathematical Operation Error")
+
+
+@dataclass
+class Execution:
+    """What a query produced, after the transform and the row limit."""
+
+    table: pa.Table
+    removed: int
+    truncated: bool
+
+
+def _identity(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
+    return batch, 0
+
+
+class Engine:
+    def __init__(
+        self,
+        domain_dir: Path,
+        *,
+        memory_limit: str = "2GB",
+        threads: int = 2,
+        timeout: float = 120.0,
+    ):
+        self.domain_dir = Path(domain_dir)
+        self.memory_limit = memory_limit
+        self.threads = threads
+        self.timeout = timeout
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+        self._unique: dict[tuple[str, str], bool] = {}
+
+    def connection(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                try:
+                    self._con = open_readonly(self.domain_dir, memory_limit=self.memory_limit,
+                                              threads=self.threads)
+                except DomainError as e:
+                    raise DomainUnavailable(str(e)) from None
+            return self._con
+
+    def close(self) -> None:
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+                self._con = None
+
+    # --- facts the aggregation rule relies on --------------------------------------------
+
+    def entity_unique(self, dataset: str, column: str) -> bool:
+        """Whether `column` of `dataset` is non-null and unique (computed once per process:
+        the store cannot change while the gateway holds it open)."""
+        key = (dataset, column)
+        if key not in self._unique:
+            sql = (f"SELECT count(*) = count({quote(column)}) AND count(*) = "
+                   f"count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}")
+            result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20)
+            self._unique[key] = bool(result.table.column(0)[0].as_py())
+        return self._unique[key]
+
+    # --- running ----------------------------------------------------------------------------
+
+    def execute(
+        self,
+        sql: str,
+        params: list | None,
+        *,
+        max_rows: int,
+        max_bytes: int,
+        transform: Transform = _identity,
+        aggregate: bool = False,
+    ) -> Execution:
+        cursor = self.connection().cursor()
+        fired = threading.Event()
+
+        def interrupt() -> None:
+            fired.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(self.timeout, interrupt)
+        timer.daemon = True
+        timer.start()
+        try:
+            relation = cursor.sql(sql, params=params or None)
+            if relation is None:
+                raise QueryFailed("the statement returned no rows")
+            reader = relation.to_arrow_reader(BATCH_ROWS)
+            return self._collect(reader, max_rows, max_bytes, transform)
+        except duckdb.InterruptException:
+            raise QueryTimeout(
+                f"the query ran longer than {self.timeout:g} s and was stopped; narrow it with "
+                "WHERE or aggregate more") from None
+        except duckdb.Error as e:
+            if fired.is_set():
+                raise QueryTimeout(f"the query ran longer than {self.timeout:g} s and was "
+                                   "stopped") from None
+            raise QueryFailed(engine_message(e, aggregate)) from None
+        finally:
+            timer.cancel()
+            cursor.close()
+
+    @staticmethod
+    def _collect(reader: pa.RecordBatchReader, max_rows: int, max_bytes: int,
+                 transform: Transform) -> Execution:
+        batches: list[pa.RecordBatch] = []
+        rows = size = removed = 0
+        truncated = False
+        schema = None
+        for batch in reader:
+            batch, gone = transform(batch)
+            removed += gone
+            schema = batch.schema
+            if rows + batch.num_rows > max_rows:
+                batch = batch.slice(0, max_rows - rows)
+                truncated = True
+            rows += batch.num_rows
+            size += batch.nbytes
+            if size > max_bytes:
+                raise ResultTooLarge(
+                    f"the result is larger than {max_bytes:,} bytes; select fewer columns or "
+                    "rows, or aggregate")
+            if batch.num_rows:
+                batches.append(batch)
+            if truncated:
+                break
+        if schema is None:  # no batches at all: the schema of an empty result
+            schema = transform(pa.RecordBatch.from_pylist([], schema=reader.schema))[0].schema
+        return Execution(pa.Table.from_batches(batches, schema=schema), removed, truncated)
+
+
+def engine_message(error: duckdb.Error, aggregate: bool) -> str:
+    """The engine's error for the analyst, without the SQL it ran (and without values)."""
+    text = str(error).strip()
+    kind = text.split(":", 1)[0] if ":" in text else type(error).__name__
+    if aggregate and any(text.startswith(k) for k in _DATA_ERRORS):
+        return (f"the query failed while computing on the data ({kind}); details are withheld "
+                "for aggregate-only data: check casts and arithmetic")
+    first = text.splitlines()[0] if text else type(error).__name__
+    first = re.sub(r"__shuyu_\w+", "<internal>", first)
+    return f"the engine could not run the query: {first[:500]}"

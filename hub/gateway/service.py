@@ -1,0 +1,221 @@
+"""``QueryService``: the gateway's one business-logic layer (routes only call it).
+
+``run`` takes one query from a hub-verified user through the whole path:
+
+1. policy (``policy.plan_query``): syntax, scope, term, suspension, access mode; a refusal is
+   appended to the ledger as ``query.denied`` and raised;
+2. governed rewrite: the aggregation rule's entity counts (``aggregation.add_group_counts``) and
+   the per-dataset projections with keyed pseudonyms (``sources.render``);
+3. execution in DuckDB with time, row and size limits (``engine.Engine``), suppressing small
+   groups batch by batch;
+4. paging and hashing (``results``), then the ``query`` entry in the ledger, and only after the
+   ledger confirmed it, the pages become fetchable. If the ledger cannot record the query, the
+   result is dropped and ``NotRecorded`` is raised (fail closed).
+
+Listing and describing datasets go through the catalog's own checks and change nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, Sequence
+
+from hub.catalog.enums import AccessMode, IdentifierClass
+from hub.catalog.exceptions import QueryNotAuthorized
+from hub.catalog.records import DatasetRecord, Grant
+from hub.catalog.service import CatalogService
+from hub.gateway import aggregation, policy, sources
+from hub.gateway.audit import QueryRecord
+from hub.gateway.config import GatewayConfig
+from hub.gateway.engine import Engine, Execution
+from hub.gateway.exceptions import (
+    DomainUnavailable,
+    GatewayError,
+    KeysUnavailable,
+    NotRecorded,
+    QueryFailed,
+    QueryRefused,
+    QueryTimeout,
+    ResultTooLarge,
+)
+from hub.gateway.identity import HubUser
+from hub.gateway.pseudonyms import PseudonymKeyError, PseudonymKeys
+from hub.gateway.results import ResultStore, paginate, result_sha256
+from ledger.exceptions import LedgerError
+
+
+class Ledger(Protocol):
+    """Where query entries go (``ledger.log.Log`` satisfies it): durable or raises."""
+
+    def append(self, event: dict[str, Any]) -> int: ...
+
+
+@dataclass
+class QueryOutcome:
+    """What the analyst learns about a query that ran (the rows come as pages)."""
+
+    query_id: str
+    authorization: str | None
+    datasets: list[str]
+    access_modes: dict[str, str]
+    columns: list[tuple[str, str]]
+    rows: int
+    pages: list[int]
+    groups_suppressed: int
+    truncated: bool
+    row_limit: int
+    result_sha256: str
+    ledger_index: int
+    duration_ms: float
+    notes: list[str] = field(default_factory=list)
+
+
+class _UserCatalog:
+    """The catalog as the policy sees it for one user at one instant."""
+
+    def __init__(self, catalog: CatalogService, user: str, at: datetime):
+        self.catalog, self.user, self.at = catalog, user, at
+
+    def grant(self, dataset: str, columns: Sequence[str], authorization: str | None) -> Grant:
+        return self.catalog.check_user_can_query(self.user, dataset, columns, self.at,
+                                                 authorization)
+
+    def dataset(self, name: str) -> DatasetRecord:
+        return self.catalog.get_dataset(name)
+
+
+class QueryService:
+    def __init__(
+        self,
+        catalog: CatalogService,
+        engine: Engine,
+        keys: PseudonymKeys,
+        ledger: Ledger,
+        config: GatewayConfig,
+    ):
+        self.catalog = catalog
+        self.engine = engine
+        self.keys = keys
+        self.ledger = ledger
+        self.config = config
+        self.results = ResultStore(config.result_ttl_seconds, config.result_cache_bytes)
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def run(self, user: HubUser, sql: str, authorization: str | None = None,
+            source: str | None = None) -> QueryOutcome:
+        started = time.perf_counter()
+        record = QueryRecord(uuid.uuid4().hex, user, sql, source, authorization)
+        try:
+            plan = policy.plan_query(sql, _UserCatalog(self.catalog, user.name,
+                                                       self.catalog.now()), authorization)
+        except (QueryRefused, QueryNotAuthorized) as e:
+            self._append(record.denied(e.message, e.code, _ms(started)),
+                         "this refused query")
+            raise
+        self._describe_plan(record, plan)
+        try:
+            execution = self._execute(plan)
+        except (QueryFailed, QueryTimeout, ResultTooLarge, DomainUnavailable,
+                KeysUnavailable) as e:
+            self._append(record.ran(rows=0, groups_suppressed=0, truncated=False,
+                                    result_sha256=None, result_bytes=0, pages=0,
+                                    duration_ms=_ms(started), error=(e.code, e.message)),
+                         "this failed query")
+            raise
+        pages = paginate(execution.table, self.config.page_bytes)
+        digest = result_sha256(pages)
+        duration = _ms(started)
+        index = self._append(record.ran(
+            rows=execution.table.num_rows, groups_suppressed=execution.removed,
+            truncated=execution.truncated, result_sha256=digest,
+            result_bytes=sum(len(p) for p in pages), pages=len(pages), duration_ms=duration),
+            "this query, so its result is withheld")
+        self.results.put(record.query_id, user.name, pages)
+        return QueryOutcome(
+            query_id=record.query_id, authorization=plan.authorization,
+            datasets=list(plan.datasets), access_modes=plan.access_modes(),
+            columns=[(f.name, str(f.type)) for f in execution.table.schema],
+            rows=execution.table.num_rows, pages=[len(p) for p in pages],
+            groups_suppressed=execution.removed, truncated=execution.truncated,
+            row_limit=self.config.max_rows, result_sha256=digest, ledger_index=index,
+            duration_ms=duration, notes=_notes(plan, record, execution, self.config.max_rows),
+        )
+
+    def page(self, user: HubUser, query_id: str, number: int) -> bytes:
+        return self.results.page(query_id, user.name, number)
+
+    def _execute(self, plan: policy.Plan) -> Execution:
+        rules = (aggregation.add_group_counts(plan, self.engine.entity_unique)
+                 if plan.aggregate else [])
+        sql, keyed = sources.render(plan)
+        params = None
+        if keyed:
+            try:
+                params = list(self.keys.pads_for(plan.authorization or ""))
+            except PseudonymKeyError as e:
+                raise KeysUnavailable(str(e)) from None
+        return self.engine.execute(
+            sql, params, max_rows=self.config.max_rows,
+            max_bytes=self.config.max_result_bytes,
+            transform=lambda batch: aggregation.suppress(batch, rules),
+            aggregate=plan.aggregate,
+        )
+
+    @staticmethod
+    def _describe_plan(record: QueryRecord, plan: policy.Plan) -> None:
+        record.authorization = plan.authorization or record.authorization
+        record.datasets = list(plan.datasets)
+        record.columns = {d: list(c) for d, c in sorted(plan.columns.items())}
+        record.access_modes = plan.access_modes()
+        record.pseudonymized = {
+            d: [c for c in cols if (g := plan.grants[d].column(c)) is not None
+                and g.identifier_class is IdentifierClass.DIRECT_IDENTIFIER]
+            for d, cols in sorted(plan.columns.items())
+        }
+        record.pseudonymized = {d: c for d, c in record.pseudonymized.items() if c}
+        record.min_group_size = {
+            d: g.min_group_size for d, g in sorted(plan.grants.items())
+            if g.access_mode is AccessMode.AGGREGATE_ONLY
+        }
+
+    def _append(self, event: dict[str, Any], what: str) -> int:
+        try:
+            return self.ledger.append(event)
+        except LedgerError as e:
+            raise NotRecorded(f"the ledger could not record {what}: {e}") from None
+
+    # --- datasets ------------------------------------------------------------------------------
+
+    def grants(self, user: HubUser, authorization: str | None = None
+               ) -> list[tuple[Grant, DatasetRecord]]:
+        grants = self.catalog.grants_for_user(user.name, None, authorization)
+        return [(g, self.catalog.get_dataset(g.dataset)) for g in grants]
+
+    def describe(self, user: HubUser, name: str, authorization: str | None = None
+                 ) -> tuple[Grant, DatasetRecord]:
+        grant = self.catalog.check_user_can_query(user.name, name, (), None, authorization)
+        return grant, self.catalog.get_dataset(name)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _notes(plan: policy.Plan, record: QueryRecord, execution: Execution, limit: int) -> list[str]:
+    notes = [n for g in plan.grants.values() for n in g.notes]
+    for dataset, cols in record.pseudonymized.items():
+        notes.append(f"{dataset}: {', '.join(cols)} appear only as keyed pseudonyms")
+    if record.min_group_size:
+        sizes = ", ".join(f"{d} {k}" for d, k in record.min_group_size.items())
+        notes.append(f"groups with fewer distinct people/entities than the minimum group size "
+                     f"({sizes}) were removed: {execution.removed}")
+    if execution.truncated:
+        notes.append(f"the result was cut at the row limit of {limit:,} rows")
+    return notes
+
+
+__all__ = ["QueryService", "QueryOutcome", "GatewayError"]

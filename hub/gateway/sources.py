@@ -1,0 +1,77 @@
+"""What a dataset looks like to a query: its governed projection.
+
+Before a checked query runs, every reference to a dataset is replaced by a subquery over the
+domain store's table that projects only:
+
+- the columns in the caller's authorization (others do not exist for the query at all);
+- each direct identifier as its keyed pseudonym (``pseudonyms.pseudonym_sql``);
+- for aggregate-only datasets, the entity identifier in clear under the reserved name
+  ``__shuyu_entity``, which only the gateway's own group-size count reads (analysts cannot name
+  it: identifiers starting with ``__shuyu`` are refused by the policy).
+
+The replacement is textual on purpose: the checked tree is rendered with a reserved placeholder
+table name per source, and the placeholder is replaced by the subquery written here in DuckDB
+SQL, so no SQL generator sits between this module and the engine. DuckDB prunes projected
+columns a query does not use, so unused pseudonyms cost nothing.
+"""
+
+from __future__ import annotations
+
+from hub.catalog.enums import AccessMode, IdentifierClass
+from hub.catalog.records import DatasetRecord, Grant
+from hub.gateway.policy import DIALECT, Plan
+from hub.gateway.pseudonyms import pseudonym_sql
+
+from sqlglot import exp
+
+ENTITY = "__shuyu_entity"
+PLACEHOLDER = "__shuyu_src_{}"
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def entity_column(record: DatasetRecord) -> str | None:
+    """The column naming the person or entity a row is about: the first direct identifier."""
+    for col in record.columns:
+        if col.identifier_class is IdentifierClass.DIRECT_IDENTIFIER:
+            return col.name
+    return None
+
+
+def source_sql(grant: Grant, record: DatasetRecord) -> tuple[str, bool]:
+    """(the subquery's SQL, whether it uses the pseudonym parameters $1/$2)."""
+    items, keyed = [], False
+    for col in grant.columns:
+        if col.identifier_class is IdentifierClass.DIRECT_IDENTIFIER:
+            items.append(f"{pseudonym_sql(quote(col.name))} AS {quote(col.name)}")
+            keyed = True
+        else:
+            items.append(quote(col.name))
+    entity = entity_column(record)
+    if grant.access_mode is AccessMode.AGGREGATE_ONLY and entity is not None:
+        items.append(f"{quote(entity)} AS {quote(ENTITY)}")
+    if not items:
+        items.append(f"NULL AS {quote(ENTITY)}")
+    return f"(SELECT {', '.join(items)} FROM main.{quote(record.name)})", keyed
+
+
+def render(plan: Plan) -> tuple[str, bool]:
+    """The SQL to execute for `plan` (its tree is changed in place) and whether it needs $1/$2."""
+    replacements: dict[str, str] = {}
+    keyed = False
+    for i, (table, dataset) in enumerate(plan.sources):
+        name = PLACEHOLDER.format(i)
+        sub, uses = source_sql(plan.grants[dataset], plan.records[dataset])
+        keyed |= uses
+        replacements[quote(name)] = sub
+        table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
+                                alias=table.args.get("alias")))
+    sql = plan.tree.sql(dialect=DIALECT)
+    for placeholder, sub in replacements.items():
+        if sql.count(placeholder) != 1:
+            raise RuntimeError(f"source placeholder {placeholder} rendered "
+                               f"{sql.count(placeholder)} times")
+        sql = sql.replace(placeholder, sub)
+    return sql, keyed
