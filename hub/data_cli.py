@@ -49,8 +49,9 @@ replace_option = click.option(
 )
 
 
-def fail(message: str, code: int = 1) -> None:
-    click.echo(f"error: {message}", err=True)
+def fail(message: str | BaseException, code: int = 1) -> None:
+    notes = getattr(message, "__notes__", [])
+    click.echo(f"error: {message}" + "".join(f" ({n})" for n in notes), err=True)
     sys.exit(code)
 
 
@@ -104,8 +105,8 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
     settings = load_settings(data_dir=data_dir)
     store = DomainStore(settings.domain_dir)
     try:
-        store.check_can_load([d.name for d in DATASETS], replace)
         with open_ledger(data_dir) as log:
+            store.check_can_load([d.name for d in DATASETS], replace)
             staging = settings.domain_dir / f".staging-{uuid.uuid4().hex[:12]}"
             try:
                 staging.mkdir(parents=True)
@@ -116,7 +117,7 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
     except (DomainError, LedgerError, OSError) as e:
-        fail(str(e))
+        fail(e)
     summarize(catalog["datasets"], time.perf_counter() - started,
               f"loaded into {store.path} (sha256 {store.file_sha256()})")
 
@@ -133,13 +134,14 @@ def load(directory: Path, replace: bool, data_dir: Path | None) -> None:
     started = time.perf_counter()
     try:
         entries = read_catalog(directory)["datasets"]
-        store.check_can_load([e["name"] for e in entries], replace)
-        with open_ledger(data_dir) as log, progress_bars(load=True, names=[e["name"] for e in entries],
-                                                           steps=1) as advance:
-            store.load_catalog_dir(directory, audit=log.append, replace=replace,
-                                   on_loaded=lambda v: advance(v.dataset))
+        names = [e["name"] for e in entries]
+        with open_ledger(data_dir) as log:
+            store.check_can_load(names, replace)
+            with progress_bars(load=True, names=names, steps=1) as advance:
+                store.load_catalog_dir(directory, audit=log.append, replace=replace,
+                                       on_loaded=lambda v: advance(v.dataset))
     except (DomainError, LedgerError, OSError) as e:
-        fail(str(e))
+        fail(e)
     summarize(entries, time.perf_counter() - started,
               f"loaded into {store.path} (sha256 {store.file_sha256()})")
 

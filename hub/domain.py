@@ -112,7 +112,7 @@ class DomainStore:
             con = duckdb.connect(str(self.path), config={
                 "autoload_known_extensions": False, "autoinstall_known_extensions": False,
             })
-        except duckdb.IOException as e:
+        except duckdb.Error as e:
             raise DomainError(f"cannot open the domain store {self.path} for writing "
                               f"(is the gateway or another loader using it?): {e}") from None
         except OSError as e:
@@ -131,15 +131,17 @@ class DomainStore:
             return None
         try:
             return duckdb.connect(str(self.path), read_only=True)
-        except duckdb.IOException as e:
+        except duckdb.Error as e:
             raise DomainError(f"cannot open the domain store {self.path}: {e}") from None
 
     # --- loading -----------------------------------------------------------------------
 
     def check_can_load(self, names: list[str], replace: bool) -> None:
-        """Refuse before any work if a dataset is loaded already and `replace` is False."""
+        """Refuse before any work if the store cannot be written (another process holds it)
+        or a dataset is loaded already and `replace` is False."""
         for name in names:
             check_dataset_name(name)
+        self._connect().close()
         if replace:
             return
         loaded = sorted(set(names) & {t.name for t in self.tables()})
@@ -249,14 +251,27 @@ class DomainStore:
         catalog = read_catalog(directory)
         entries = catalog["datasets"]
         self.check_can_load([e["name"] for e in entries], replace)
+        for e in entries:  # every file checked before anything changes; load() checks again
+            digest = _sha256_of(directory / e["file"])
+            if digest != e["sha256"]:
+                raise ChecksumMismatch(
+                    f"{directory / e['file']} has sha256 {digest}, but the catalog says "
+                    f"{e['sha256']}: the file changed after it was catalogued; nothing was loaded"
+                )
         done = []
         for e in entries:
-            loaded = self.load(
-                e["name"], directory / e["file"], audit=audit, expected_sha256=e["sha256"],
-                version=e.get("version"), acquired_on=_date_or_none(e.get("acquired_on")),
-                replace=replace,
-                expected_columns=[(c["name"], c["type"]) for c in e["columns"]],
-            )
+            try:
+                loaded = self.load(
+                    e["name"], directory / e["file"], audit=audit, expected_sha256=e["sha256"],
+                    version=e.get("version"), acquired_on=_date_or_none(e.get("acquired_on")),
+                    replace=replace,
+                    expected_columns=[(c["name"], c["type"]) for c in e["columns"]],
+                )
+            except Exception as err:
+                loaded_names = ", ".join(v.dataset for v in done) or "none"
+                err.add_note(f"{e['name']} and later datasets were not loaded; already loaded "
+                             f"in this run: {loaded_names}")
+                raise
             done.append(loaded)
             if on_loaded:
                 on_loaded(loaded)
@@ -303,13 +318,7 @@ class DomainStore:
 
     def file_sha256(self) -> str | None:
         """sha256 of the database file as it is on disk now (None if there is none yet)."""
-        if not self.path.exists():
-            return None
-        h = hashlib.sha256()
-        with open(self.path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        return h.hexdigest()
+        return _sha256_of(self.path) if self.path.exists() else None
 
     def _current_version(self, con, name: str) -> DatasetVersion | None:
         if not self._has_meta(con):
@@ -387,6 +396,17 @@ def _loaded_event(v: DatasetVersion, previous: DatasetVersion | None, store: Pat
             "replaces": previous.version if previous else None,
         },
     }
+
+
+def _sha256_of(path: Path) -> str:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError as e:
+        raise DomainError(f"cannot read {path}: {e.strerror or e}") from None
+    return h.hexdigest()
 
 
 def _date_or_none(text: str | None) -> date | None:

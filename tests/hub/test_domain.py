@@ -295,3 +295,47 @@ def test_cli_generate_into_the_domain_store_then_refuse_reload(tmp_path) -> None
     history = json.loads(runner.invoke(
         cli, ["data", "status", "--json", "--history", "--data-dir", str(data_dir)]).output)["history"]
     assert [v["rows"] for v in history if v["dataset"] == "residents"] == [300, 400]
+
+
+def test_load_is_refused_while_the_gateway_holds_the_store(loaded, source, log) -> None:
+    gateway = open_readonly(loaded.dir)
+    try:
+        with pytest.raises(DomainError, match="cannot open the domain store .* for writing"):
+            loaded.load("residents", source / "residents.parquet", audit=log.append, replace=True)
+    finally:
+        gateway.close()
+    assert [v.current for v in loaded.versions("residents")] == [True]
+
+
+def test_cli_load_checks_hashes_and_keeps_the_store(tmp_path, source) -> None:
+    runner = CliRunner()
+    data_dir = tmp_path / "var"
+    assert runner.invoke(cli, ["ledger", "init", "--data-dir", str(data_dir)]).exit_code == 0
+    result = runner.invoke(cli, ["data", "load", str(source), "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    copy = tmp_path / "copy"
+    shutil.copytree(source, copy)
+    (copy / "residents.parquet").write_bytes((copy / "households.parquet").read_bytes())
+    before = runner.invoke(cli, ["data", "status", "--json", "--data-dir", str(data_dir)]).output
+    result = runner.invoke(cli, ["data", "load", str(copy), "--replace", "--data-dir", str(data_dir)])
+    assert result.exit_code == 1
+    assert "residents.parquet has sha256" in result.output and "nothing was loaded" in result.output
+    after = runner.invoke(cli, ["data", "status", "--json", "--data-dir", str(data_dir)]).output
+    assert json.loads(after)["tables"] == json.loads(before)["tables"]
+
+
+def test_a_failure_midway_says_what_was_loaded(store, source, log) -> None:
+    calls = []
+
+    def ledger_fails_third_time(event: dict) -> None:
+        calls.append(event["dataset"])
+        if len(calls) == 3:
+            raise RuntimeError("ledger unavailable")
+        log.append(event)
+
+    with pytest.raises(RuntimeError, match="ledger unavailable") as info:
+        store.load_catalog_dir(source, audit=ledger_fails_third_time)
+    assert info.value.__notes__ == [
+        "enterprises and later datasets were not loaded; already loaded in this run: "
+        "households, residents"]
+    assert sorted(table_rows(store)) == ["households", "residents"]
