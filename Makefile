@@ -32,11 +32,12 @@ down:
 
 test: install
 	bash deploy/bootstrap/test-deps.sh
+	bash deploy/bootstrap/docker.sh
 	bash deploy/bootstrap/proxy.sh
 	$(BIN)/pytest -p no:cacheprovider
 
 test-fast: install
-	$(BIN)/pytest -p no:cacheprovider -m "not postgres and not golang and not slow"
+	$(BIN)/pytest -p no:cacheprovider -m "not postgres and not golang and not slow and not docker"
 
 bench: install
 	$(BIN)/python -m bench
