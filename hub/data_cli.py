@@ -16,25 +16,20 @@ import uuid
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from hub.domain import DomainError, DomainStore, read_catalog
-from hub.synthetic.catalog import DATASETS
-from hub.synthetic.generate import (
-    DEFAULT_AS_OF,
-    GenerateError,
-    Options,
-    prepare_out_dir,
-    write_dataset_dir,
-)
+from hub.synthetic import DEFAULT_AS_OF
 from ledger.exceptions import LedgerError
-from ledger.log import Log
 from shuyu_server.settings import load_settings
+
+# numpy, pyarrow and DuckDB are imported inside the commands, so `shuyu` starts fast.
+if TYPE_CHECKING:
+    from ledger.log import Log
 
 data_dir_option = click.option(
     "--data-dir",
@@ -83,6 +78,10 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
              data_dir: Path | None) -> None:
     """Generate residents, households, enterprises, social insurance, bus cards and trips,
     water and electricity use; write them to --out, or load them into the domain store."""
+    from hub.domain import DomainError, DomainStore
+    from hub.synthetic.catalog import DATASETS
+    from hub.synthetic.generate import GenerateError, Options, prepare_out_dir, write_dataset_dir
+
     options = Options(scale, seed, as_of)
     try:
         options.check()
@@ -97,7 +96,7 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
 
     started = time.perf_counter()
     if out is not None:
-        with progress_bars(load=False) as advance:
+        with progress_bars([d.name for d in DATASETS], 2) as advance:
             catalog = write_dataset_dir(out, options, lambda name, _step: advance(name))
         summarize(catalog["datasets"], time.perf_counter() - started, f"wrote {out}")
         return
@@ -110,7 +109,7 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
             staging = settings.domain_dir / f".staging-{uuid.uuid4().hex[:12]}"
             try:
                 staging.mkdir(parents=True)
-                with progress_bars(load=True) as advance:
+                with progress_bars([d.name for d in DATASETS], 3) as advance:
                     catalog = write_dataset_dir(staging, options, lambda name, _s: advance(name))
                     store.load_catalog_dir(staging, audit=log.append, replace=replace,
                                            on_loaded=lambda v: advance(v.dataset))
@@ -129,6 +128,8 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
 def load(directory: Path, replace: bool, data_dir: Path | None) -> None:
     """Load a directory written by `generate --out` (catalog.json + Parquet) into the domain
     store, checking every file's sha256 against the catalog."""
+    from hub.domain import DomainError, DomainStore, read_catalog
+
     settings = load_settings(data_dir=data_dir)
     store = DomainStore(settings.domain_dir)
     started = time.perf_counter()
@@ -137,7 +138,7 @@ def load(directory: Path, replace: bool, data_dir: Path | None) -> None:
         names = [e["name"] for e in entries]
         with open_ledger(data_dir) as log:
             store.check_can_load(names, replace)
-            with progress_bars(load=True, names=names, steps=1) as advance:
+            with progress_bars(names, 1) as advance:
                 store.load_catalog_dir(directory, audit=log.append, replace=replace,
                                        on_loaded=lambda v: advance(v.dataset))
     except (DomainError, LedgerError, OSError) as e:
@@ -152,6 +153,8 @@ def load(directory: Path, replace: bool, data_dir: Path | None) -> None:
 @data_dir_option
 def status(as_json: bool, history: bool, data_dir: Path | None) -> None:
     """Tables in the domain store with row counts, current versions and sha256 (provenance)."""
+    from hub.domain import DomainError, DomainStore
+
     store = DomainStore(load_settings(data_dir=data_dir).domain_dir)
     try:
         tables = store.tables()
@@ -187,9 +190,10 @@ def _version_cells(v) -> list[str]:
 
 
 @contextmanager
-def open_ledger(data_dir: Path | None) -> Iterator[Log]:
+def open_ledger(data_dir: Path | None) -> Iterator["Log"]:
     """The ledger, which must exist: loads are recorded in it before they take effect."""
     from ledger.cli import config_for
+    from ledger.log import Log
 
     try:
         log = Log.open(config_for(data_dir))
@@ -202,13 +206,12 @@ def open_ledger(data_dir: Path | None) -> Iterator[Log]:
 
 
 @contextmanager
-def progress_bars(load: bool, names: list[str] | None = None, steps: int | None = None):
-    """One bar per dataset on stderr; yields advance(name) to call after each step."""
-    names = names or [d.name for d in DATASETS]
-    total = steps or (3 if load else 2)  # generated, written (, loaded)
+def progress_bars(names: list[str], steps: int):
+    """One bar per dataset on stderr; yields advance(name) to call after each of its steps
+    (generated, written, loaded)."""
     with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=Console(stderr=True)) as progress:
-        tasks = {n: progress.add_task(n, total=total) for n in names}
+        tasks = {n: progress.add_task(n, total=steps) for n in names}
         yield lambda name: progress.advance(tasks[name])
 
 

@@ -21,12 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hub.synthetic import enterprises, insurance, people, transit, utilities
+from hub.synthetic import DEFAULT_AS_OF, enterprises, insurance, people, transit, utilities
 from hub.synthetic.catalog import DATASETS, Dataset, catalog_document, check_schema
 
 MIN_SCALE = 100
 MAX_SCALE = 10_000_000
-DEFAULT_AS_OF = date(2025, 12, 31)
 CATALOG_FILE = "catalog.json"
 ROW_GROUP_ROWS = 1 << 20
 
