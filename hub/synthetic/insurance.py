@@ -34,6 +34,7 @@ RATES = {  # share of the contribution base
 }
 PAYMENT_STATUSES = ("正常", "补缴", "欠缴")
 MONTHS = 12
+MAX_MONTHLY_WAGE = 400_000  # yuan, before the year-end bonus
 
 
 def reference_months(as_of) -> np.ndarray:
@@ -57,7 +58,7 @@ def build_social_insurance(rng: np.random.Generator, people: People, ent: Enterp
     december = (months.astype("datetime64[M]").astype(np.int64) % 12 == 11)[row_month]
     wage = base_wage[spell_index] * np.exp(rng.normal(0, 0.06, len(row_month)))
     bonus = (rng.random(len(person)) < 0.3)[spell_index] & december  # year-end bonus
-    wage[bonus] *= 1 + np.exp(rng.normal(0.3, 0.6, bonus.sum()))
+    wage[bonus] *= 1 + np.minimum(np.exp(rng.normal(0.3, 0.6, bonus.sum())), 6)
     wage_cents = np.round(wage * 100).astype(np.int64)
 
     declares_floor = (rng.random(len(ent.kind)) < 0.33)[employer][spell_index]
@@ -137,4 +138,4 @@ def _base_wages(rng, people: People, ent: Enterprises, person, employer) -> np.n
     wage = np.exp(log_wage)
     top = rng.random(len(person)) < 0.004  # executives
     wage[top] *= 3 + rng.pareto(1.5, top.sum()) * 5
-    return np.maximum(wage, 1_900)  # Kunming's minimum wage is about 1,900 yuan
+    return np.clip(wage, 1_900, MAX_MONTHLY_WAGE)  # Kunming's minimum wage is about 1,900 yuan

@@ -21,7 +21,7 @@ from hub.synthetic.identifiers import (
     org_code_check_char,
     resident_id_check_char,
 )
-from hub.synthetic.insurance import BASE_CEILING, BASE_FLOOR
+from hub.synthetic.insurance import BASE_CEILING, BASE_FLOOR, MAX_MONTHLY_WAGE
 from shuyu_server.cli import cli
 
 SCALE = 20_000
@@ -214,8 +214,10 @@ def test_registered_capital_is_heavy_tailed(db) -> None:
 
 
 def test_wages_are_skewed_and_bases_within_limits(db) -> None:
-    mean, median = db.execute("SELECT avg(wage), median(wage) FROM social_insurance").fetchone()
-    assert mean > median
+    mean, median, top = db.execute(
+        "SELECT avg(wage), median(wage), max(wage) FROM social_insurance").fetchone()
+    assert mean > median and top > 5 * median
+    assert top <= MAX_MONTHLY_WAGE * 1.3 * 7  # cap, monthly noise, year-end bonus
     low, high = db.execute(
         "SELECT min(contribution_base), max(contribution_base) FROM social_insurance").fetchone()
     assert low >= BASE_FLOOR and high <= BASE_CEILING
