@@ -1,6 +1,6 @@
 """Build the Shuyu sandbox image, fully offline when there is no registry.
 
-    python sandbox_image/build.py                 # local Debian base, wheelhouse, no network in the build
+    python sandbox_image/build.py                 # local Debian base, no network in the build
     python sandbox_image/build.py --base python:3.11-slim-bookworm   # a site with a registry
     python sandbox_image/build.py --lock          # regenerate requirements.lock (needs PyPI)
 
@@ -19,7 +19,9 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the checkout importable
@@ -43,7 +45,8 @@ IMAGE = f"{REPOSITORY}:{VERSION}"
 
 @dataclass(frozen=True)
 class BuildResult:
-    """What ``ensure_image`` produced: the image, its input hash, and whether it was reused."""
+    """What ``ensure_image`` produced: the image, its input hash, whether it was reused, and
+    how long each step took (seconds; steps that had nothing to do are near zero)."""
 
     ref: str
     image_id: str
@@ -51,6 +54,7 @@ class BuildResult:
     reused: bool
     seconds: float
     size_bytes: int
+    steps: dict[str, float] = field(default_factory=dict)
 
 
 def default_cache_dir() -> Path:
@@ -63,66 +67,88 @@ def ensure_image(
     force: bool = False,
     no_cache: bool = False,
     console: Console | None = None,
+    *,
+    src: Path = SRC,
+    repository: str = REPOSITORY,
+    local_base: str = BASE_REF,
 ) -> BuildResult:
-    """Make sure ``shuyu-sandbox:<VERSION>`` is built from the current inputs; return it.
+    """Make sure ``<repository>:<VERSION>`` is built from the current inputs; return it.
 
     ``base`` is a base image name for sites with a registry; without it the local debootstrap
-    base is used (and made if missing). ``force`` rebuilds even when the image is current;
-    ``no_cache`` also ignores Docker's layer cache.
+    base ``local_base`` is used (and made if missing). ``force`` rebuilds even when the image is
+    current; ``no_cache`` also ignores Docker's layer cache. ``src`` (the sandbox_image folder)
+    and ``repository`` are for benchmarks that build a variant beside the real image.
     """
     started = time.monotonic()
     cache = cache or default_cache_dir()
     console = console or Console(stderr=True)
+    image = f"{repository}:{(src / 'VERSION').read_text().strip()}"
+    steps: dict[str, float] = {}
     dockercli.check_engine()
     with _progress(console) as progress:
         task = progress.add_task("base image", total=None)
-        if base is None:
-            base_ref = BASE_REF
-            base_id = ensure_base_image(cache, lambda msg: progress.update(task, description=f"base: {msg}"))
-        else:
-            base_ref = base
-            info = dockercli.inspect_image(base)
-            base_id = info["Id"] if info else None
+        with _timed(steps, "base"):
+            if base is None:
+                base_ref = local_base
+                base_id = ensure_base_image(
+                    cache, lambda msg: progress.update(task, description=f"base: {msg}"), local_base
+                )
+            else:
+                base_ref = base
+                info = dockercli.inspect_image(base)
+                base_id = info["Id"] if info else None
         progress.update(task, description=f"base: {base_ref}", total=1, completed=1)
 
-        digest = context_hash(SRC, base_ref, base_id)
-        current = dockercli.image_label(IMAGE, HASH_LABEL) == digest
-        if current and not force:
-            dockercli.tag(IMAGE, f"{REPOSITORY}:latest")
-            return _result(IMAGE, digest, True, started)
+        digest = context_hash(src, base_ref, base_id)
+        if dockercli.image_label(image, HASH_LABEL) == digest and not force:
+            dockercli.tag(image, f"{repository}:latest")
+            return _result(image, digest, True, started, steps)
 
         wheels = progress.add_task("wheelhouse", total=None)
-        wheelhouse = ensure_wheelhouse(
-            cache,
-            SRC / "requirements.lock",
-            lambda n, total, what: progress.update(wheels, total=total, completed=n,
-                                                   description=f"wheelhouse: {what}"),
-        )
+        with _timed(steps, "wheelhouse"):
+            wheelhouse = ensure_wheelhouse(
+                cache,
+                src / "requirements.lock",
+                lambda n, total, what: progress.update(wheels, total=total, completed=n,
+                                                       description=f"wheelhouse: {what}"),
+            )
         client = progress.add_task("client wheel", total=1)
-        client_wheel = ensure_client_wheel(cache, SRC / "client")
+        with _timed(steps, "client"):
+            client_wheel = ensure_client_wheel(cache, src / "client")
         progress.update(client, completed=1, description=f"client: {client_wheel.name}")
 
-        context = stage(cache / "context", SRC, wheelhouse, client_wheel)
-        steps = progress.add_task("docker build", total=None)
-        dockercli.build(
-            context,
-            tags=[IMAGE, f"{REPOSITORY}:latest"],
-            build_args={"BASE": base_ref},
-            labels={HASH_LABEL: digest, "org.shuyu.version": VERSION},
-            log=cache / "logs" / "docker-build.log",
-            on_step=lambda n, total, what: progress.update(
-                steps, total=total, completed=n - 1, description=f"build: {what[:60]}"),
-            no_cache=no_cache,
-        )
-        progress.update(steps, completed=progress.tasks[steps].total or 1, description="built")
-    return _result(IMAGE, digest, False, started)
+        build = progress.add_task("docker build", total=None)
+        with _timed(steps, "docker_build"):
+            dockercli.build(
+                stage(cache / "context", src, wheelhouse, client_wheel),
+                tags=[image, f"{repository}:latest"],
+                build_args={"BASE": base_ref},
+                labels={HASH_LABEL: digest, "org.shuyu.version": image.rsplit(":", 1)[1]},
+                log=cache / "logs" / "docker-build.log",
+                on_step=lambda n, total, what: progress.update(
+                    build, total=total, completed=n - 1, description=f"build: {what[:60]}"),
+                no_cache=no_cache,
+            )
+        progress.update(build, completed=progress.tasks[build].total or 1, description="built")
+    return _result(image, digest, False, started, steps)
 
 
-def _result(ref: str, digest: str, reused: bool, started: float) -> BuildResult:
+@contextmanager
+def _timed(steps: dict[str, float], name: str) -> Iterator[None]:
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        steps[name] = round(time.monotonic() - began, 2)
+
+
+def _result(ref: str, digest: str, reused: bool, started: float,
+            steps: dict[str, float]) -> BuildResult:
     info = dockercli.inspect_image(ref)
     if info is None:
         raise BuildError(f"{ref} is not in the engine after the build")
-    return BuildResult(ref, info["Id"], digest, reused, time.monotonic() - started, info["Size"])
+    return BuildResult(ref, info["Id"], digest, reused, time.monotonic() - started, info["Size"],
+                       steps)
 
 
 def _progress(console: Console) -> Progress:
@@ -163,8 +189,9 @@ def main(base: str | None, cache_dir: Path | None, force: bool, no_cache: bool,
         console.print(f"[red]image build failed:[/red] {exc}")
         sys.exit(1)
     state = "up to date, reused" if result.reused else "built"
+    steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps.items())
     console.print(
-        f"{result.ref} {state} in {result.seconds:.1f} s: {result.image_id[:19]}, "
+        f"{result.ref} {state} in {result.seconds:.1f} s ({steps}): {result.image_id[:19]}, "
         f"{result.size_bytes / 1e6:.0f} MB, inputs {result.context_hash[:12]}"
     )
 

@@ -37,26 +37,26 @@ IMPORT_CHANGES = (
 Report = Callable[[str], None]
 
 
-def ensure_base_image(cache: Path, report: Report) -> str:
-    """The id of ``shuyu-base:bookworm``, importing (and first bootstrapping) it if missing."""
-    info = dockercli.inspect_image(BASE_REF)
+def ensure_base_image(cache: Path, report: Report, ref: str = BASE_REF) -> str:
+    """The id of the base image ``ref``, importing (and first bootstrapping) it if missing."""
+    info = dockercli.inspect_image(ref)
     if info is not None:
-        report(f"{BASE_REF} present")
+        report(f"{ref} present")
         return info["Id"]
     tarball = cache / f"base-{CODENAME}.tar"
     if not tarball.is_file():
         bootstrap_tarball(tarball, cache / "logs" / "base.log", report)
-    report(f"importing {tarball.name} as {BASE_REF}")
+    report(f"importing {tarball.name} as {ref}")
     dockercli.import_tarball(
         tarball,
-        BASE_REF,
+        ref,
         IMPORT_CHANGES,
         f"debootstrap --variant=minbase {CODENAME} + {' '.join(PACKAGES)}",
         cache / "logs" / "base.log",
     )
-    info = dockercli.inspect_image(BASE_REF)
+    info = dockercli.inspect_image(ref)
     if info is None:
-        raise BuildError(f"docker import finished but {BASE_REF} is not in the engine")
+        raise BuildError(f"docker import finished but {ref} is not in the engine")
     return info["Id"]
 
 

@@ -21,7 +21,8 @@ STEP = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
 def check_engine() -> str:
     """The engine's version; BuildError with a hint when no engine answers."""
     try:
-        return capture(["docker", "info", "--format", "{{.ServerVersion}}"], what="docker info").strip()
+        info = capture(["docker", "info", "--format", "{{.ServerVersion}}"], what="docker info")
+        return info.strip()
     except BuildError as exc:
         raise BuildError(
             f"no Docker engine answers ({exc}); start one with deploy/bootstrap/docker.sh"

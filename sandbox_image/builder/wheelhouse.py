@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def file_sha256(path: Path) -> str:
 
 
 def ensure_wheelhouse(cache: Path, lock: Path, progress: Progress) -> Path:
-    """The wheelhouse directory holding exactly the wheels of ``lock``; downloads what is missing."""
+    """The wheelhouse directory holding exactly the wheels of ``lock``; fetches what is missing."""
     wheelhouse = cache / "wheelhouse"
     stamp = wheelhouse / ".lock-sha256"
     lock_hash = file_sha256(lock)
@@ -119,19 +120,33 @@ def source_files(root: Path) -> list[Path]:
     ]
 
 
+def ensure_build_backend(cache: Path, client: Path) -> Path:
+    """The builder's venv with the client's pinned build requirements installed (once)."""
+    python = tools_python(cache)
+    requires = tomllib.loads((client / "pyproject.toml").read_text())["build-system"]["requires"]
+    stamp = python.parent.parent / ".build-requires"
+    wanted = "\n".join(sorted(requires))
+    if not stamp.is_file() or stamp.read_text() != wanted:
+        run_logged([python, "-m", "pip", "install", "--disable-pip-version-check", "--quiet",
+                    *requires], cache / "logs" / "client.log", what="installing the build backend")
+        stamp.write_text(wanted)
+    return python
+
+
 def ensure_client_wheel(cache: Path, client: Path) -> Path:
     """The wheel of the client package at ``client``, built once per version of its source."""
     out = cache / "client-dist" / tree_sha256(client)[:16]
     wheels = sorted(out.glob("*.whl")) if out.is_dir() else []
     if wheels:
         return wheels[0]
+    python = ensure_build_backend(cache, client)
     with tempfile.TemporaryDirectory(prefix="shuyu-client-") as tmp:
         src = Path(tmp) / "src"
         shutil.copytree(client, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info",
                                                                    "build", "dist"))
         run_logged(
-            [tools_python(cache), "-m", "pip", "wheel", "--disable-pip-version-check",
-             "--no-deps", "--wheel-dir", Path(tmp) / "dist", src],
+            [python, "-m", "pip", "wheel", "--disable-pip-version-check", "--no-deps",
+             "--no-build-isolation", "--wheel-dir", Path(tmp) / "dist", src],
             cache / "logs" / "client.log",
             what="building the client wheel",
             env={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH},

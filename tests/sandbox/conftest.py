@@ -101,8 +101,8 @@ class Sandbox:
                 return
             time.sleep(0.5)
         log = self.run("sh", "-c", f"cat /tmp/server-{port}.log 2>/dev/null").stdout
-        raise AssertionError(f"no Jupyter server answered on port {port}: "
-                             f"{log[-3000:] or docker('logs', self.name, check=False).stderr[-3000:]}")
+        log = log or docker("logs", self.name, check=False).stderr
+        raise AssertionError(f"no Jupyter server answered on port {port}: {log[-3000:]}")
 
     def write(self, path: str, text: str) -> None:
         code = ("import pathlib, sys; p = pathlib.Path(sys.argv[1]); "

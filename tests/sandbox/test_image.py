@@ -67,7 +67,8 @@ def test_image_runs_as_the_analyst_not_root(sandbox_image, idle_sandbox):
     assert config["User"] == "1000:1000"
     identity = idle_sandbox.run("id").stdout
     assert identity.startswith("uid=1000(analyst) gid=1000(analyst)"), identity
-    assert idle_sandbox.python("import os; print(os.geteuid(), os.getegid())").split() == ["1000", "1000"]
+    ids = idle_sandbox.python("import os; print(os.geteuid(), os.getegid())").split()
+    assert ids == ["1000", "1000"]
 
 
 def test_analyst_has_no_capabilities_and_cannot_gain_privileges(idle_sandbox):
@@ -126,8 +127,9 @@ def test_pinned_packages_and_the_client_are_installed(idle_sandbox):
     assert versions["polars"] == "1.36.1"
     lock = (SRC / "requirements.lock").read_text()
     for name in ("jupyterlab", "duckdb", "pandas", "pyarrow", "matplotlib", "httpx", "rich"):
-        assert f"\n{name}=={versions[name]} " in lock, f"{name} {versions[name]} is not the locked one"
-    assert idle_sandbox.python("import shuyu; print(shuyu.__version__)").strip() == versions["shuyu-client"]
+        assert f"\n{name}=={versions[name]} " in lock, f"{name} {versions[name]} is not locked"
+    client = idle_sandbox.python("import shuyu; print(shuyu.__version__)").strip()
+    assert client == versions["shuyu-client"]
 
 
 @pytest.mark.parametrize("module", ["terminado", "jupyter_server_terminals",
