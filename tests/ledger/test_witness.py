@@ -621,6 +621,35 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_witness_server(wdir: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
+    """`shuyu ledger witness serve` in a subprocess on a free port; returns it and its URL.
+
+    A port taken by someone else between choosing and binding makes the server exit: try again.
+    """
+    for _ in range(5):
+        port = free_port()
+        with open(log_path, "wb") as out:
+            proc = subprocess.Popen(
+                [str(Path(sys.executable).parent / "shuyu"), "ledger", "witness", "serve",
+                 "--witness-dir", str(wdir), "--port", str(port)],
+                stdout=out, stderr=subprocess.STDOUT,
+            )
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                probe = httpx.post(url + "/add-checkpoint", content=b"x", trust_env=False)
+            except httpx.TransportError:
+                time.sleep(0.1)
+                continue
+            if proc.poll() is None and probe.status_code == 400 and "empty line" in probe.text:
+                return proc, url
+            break  # another program answered on this port
+        proc.terminate()
+        proc.wait(30)
+    raise AssertionError("the witness server did not start:\n" + log_path.read_text())
+
+
 def test_cli_end_to_end_with_a_served_witness(tmp_path: Path) -> None:
     data, wdir = tmp_path / "data", tmp_path / "wit"
     r = run_cli("init", "--data-dir", str(data))
@@ -634,25 +663,8 @@ def test_cli_end_to_end_with_a_served_witness(tmp_path: Path) -> None:
     r = run_cli("witness", "status", "--witness-dir", str(wdir))
     assert r.exit_code == 0 and "never cosigned" in r.stdout
 
-    port = free_port()
-    server_log = tmp_path / "witness-server.log"
-    with open(server_log, "wb") as out:
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "shuyu"), "ledger", "witness", "serve",
-             "--witness-dir", str(wdir), "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-        )
+    proc, url = start_witness_server(wdir, tmp_path / "witness-server.log")
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.post(url + "/add-checkpoint", content=b"x", trust_env=False)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, server_log.read_text()
-                assert time.monotonic() < deadline, "witness server did not start"
-                time.sleep(0.1)
         r = run_cli("witness", "add-to-log", "--data-dir", str(data), "--vkey", witness_vkey,
                     "--url", url)
         assert r.exit_code == 0 and WITNESS_NAME in r.stdout
