@@ -201,6 +201,7 @@ def build_residents(
     education = _education(rng, age, urban)
     marital = _marital(rng, age, role, sizes[household])
     given1, given2 = _given_names(rng, sex, birth_year)
+    _distinct_names_in_households(rng, household, surname, given1, given2)
     name = col.concat([(SURNAME_VOCAB, surname), (GIVEN_VOCAB, given1), (GIVEN_VOCAB, given2)], n)
     ids = _resident_ids(rng, district, birth, sex, age)
     mobile = _mobiles(rng, age)
@@ -350,6 +351,19 @@ def _given_names(rng, sex, birth_year) -> tuple[np.ndarray, np.ndarray]:
             second[rows] = chars[rng.choice(len(chars), size=len(rows), p=p)]
     second[single] = 0  # the empty string
     return first, second
+
+
+def _distinct_names_in_households(rng, household, surname, given1, given2) -> None:
+    """No two members of a household share a full name: redraw the later one's last character."""
+    v = len(GIVEN_VOCAB)
+    for _ in range(16):
+        key = ((household * len(SURNAME_NAMES) + surname) * v + given1) * v + given2
+        order = np.argsort(key, kind="stable")
+        dup = np.zeros(len(key), dtype=bool)
+        dup[order[1:]] = key[order[1:]] == key[order[:-1]]
+        if not dup.any():
+            return
+        given2[dup] = rng.integers(1, v, dup.sum())  # 0 is the empty string
 
 
 def _resident_ids(rng, district, birth, sex, age) -> pa.Array:

@@ -201,6 +201,8 @@ def test_people_look_like_a_population(db) -> None:
     names = column(db, "SELECT name FROM residents")
     assert all(2 <= len(n) <= 4 for n in names)
     assert 0.04 < sum(n[0] == "李" for n in names) / SCALE < 0.12
+    assert scalar(db, "SELECT count(*) FROM (SELECT household_id, name FROM residents "
+                      "GROUP BY ALL HAVING count(*) > 1)") == 0  # no two 李伟 in one home
 
 
 def test_registered_capital_is_heavy_tailed(db) -> None:
