@@ -313,3 +313,128 @@ def witness_push(data_dir: Path | None) -> None:
         click.echo(f"{r.witness}\t{r.size}\t{r.outcome}" + (f"\t{r.message}" if r.message else ""))
     if any(r.outcome != "cosigned" and r.outcome != "up-to-date" for r in results):
         sys.exit(1)
+
+
+# --- export, verify, serve ---------------------------------------------------------------------
+
+
+def _progress(description: str):  # type: ignore[no-untyped-def]
+    """A rich progress bar on stderr (stdout stays clean for scripts)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(description),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+    )
+
+
+@ledger.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=Path))
+@data_dir_option
+@guarded
+def export(out: Path, data_dir: Path | None) -> None:
+    """Write the log as C2SP tlog-tiles into OUT (checkpoint, hash tiles, entry bundles).
+
+    Rerunning on a grown log writes only the new tiles and the checkpoint.
+    """
+    from ledger.export import export_tiles
+
+    log = open_log(data_dir)
+    try:
+        with _progress("exporting tiles") as bar:
+            task = bar.add_task("export", total=None)
+            result = export_tiles(log, out, lambda done, total: bar.update(task, completed=done, total=total))
+    finally:
+        log.close()
+    click.echo(
+        f"exported {result.size} entries to {out}: {result.written} tiles written, "
+        f"{result.kept} unchanged, {result.removed} superseded partial tiles removed"
+    )
+
+
+@ledger.command()
+@click.option("--from", "from_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="A tlog-tiles directory (e.g. written by `shuyu ledger export`).")
+@click.option("--url", default=None, help="Base URL of the ledger service or a tlog-tiles mirror.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Data directory of the log: verify its database directly.")
+@click.option("--vkey", required=True, help="The log's verifier key, inline or a file holding it.")
+@click.option("--since", multiple=True,
+              help="A checkpoint seen earlier (file, or the note text); the log must extend it. "
+              "Repeatable.")
+@click.option("--witness-vkey", multiple=True,
+              help="A witness's cosignature key (inline or file) whose cosignatures to check. "
+              "Repeatable.")
+@click.option("--jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes for large logs (default: one per core).")
+@guarded
+def verify(
+    from_dir: Path | None, url: str | None, data_dir: Path | None, vkey: str,
+    since: tuple[str, ...], witness_vkey: tuple[str, ...], jobs: int | None,
+) -> None:
+    """Recompute the whole log and check every stored hash, signature and cosignature.
+
+    Exits non-zero naming the first bad entry if anything was altered, removed, reordered,
+    truncated, rolled back or forked.
+    """
+    from ledger import verify as v
+
+    if sum(x is not None for x in (from_dir, url, data_dir)) != 1:
+        fail("name exactly one log to verify: --from DIR, --url URL or --data-dir D")
+    verifier = v.parse_key(vkey, "--vkey")
+    witnesses = [v.parse_key(w, "--witness-vkey") for w in witness_vkey]
+    log = None
+    try:
+        if data_dir is not None:
+            log = open_log(data_dir)
+            lut = v.open_database(log, verifier, since, witnesses)
+        elif from_dir is not None:
+            lut = v.open_tiles("dir", str(from_dir), verifier, since, witnesses)
+        else:
+            lut = v.open_tiles("url", str(url), verifier, since, witnesses)
+        with _progress("verifying entries") as bar:
+            task = bar.add_task("verify", total=lut.checkpoint.size)
+            report = v.run_verification(
+                lut, jobs, lambda done, total: bar.update(task, completed=done, total=total)
+            )
+    finally:
+        if log is not None:
+            log.close()
+    sys.stdout.write(report.summary())
+
+
+@ledger.command()
+@data_dir_option
+@click.option("--host", default=None, help="Address to listen on (default: settings, 127.0.0.1).")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port (default: settings, 8020).")
+@click.option("--prefix", default=None,
+              help="URL path prefix to serve under, e.g. /services/ledger (default: settings).")
+@click.option("--sequencer/--no-sequencer", default=True, show_default=True,
+              help="Own the log's sequencer (appends from this host's services go through it).")
+@guarded
+def serve(
+    data_dir: Path | None, host: str | None, port: int | None, prefix: str | None, sequencer: bool
+) -> None:
+    """Run the read-only ledger service (tlog-tiles and the JSON API) with uvicorn."""
+    import uvicorn
+
+    from ledger.service.main import create_app
+
+    settings = load_settings(data_dir=data_dir)
+    app = create_app(
+        log_config(settings),
+        sequencer=sequencer,
+        prefix=settings.ledger.prefix if prefix is None else prefix,
+    )
+    uvicorn.run(
+        app,
+        host=host or settings.ledger.host,
+        port=port or settings.ledger.port,
+        log_level="info",
+        proxy_headers=False,
+    )

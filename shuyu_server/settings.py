@@ -37,6 +37,12 @@ class LedgerSettings(BaseModel):
     )
     host: str = Field("127.0.0.1", description="Address the ledger service listens on.")
     port: int = Field(8020, ge=1, le=65535, description="Port of the ledger service.")
+    prefix: str = Field(
+        "",
+        description="URL path prefix the ledger service is served under, e.g. /services/ledger "
+        "when JupyterHub runs it as a service; empty for the root.",
+        pattern=r"^(/[A-Za-z0-9._~-]+)*$",
+    )
 
     @field_validator("origin")
     @classmethod

@@ -1,0 +1,1 @@
+"""Routers of the ledger service, one module per area."""
