@@ -1,0 +1,1 @@
+"""Automatic disclosure checks run on every release request (one module per check)."""
