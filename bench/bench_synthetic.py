@@ -18,7 +18,7 @@ import platform
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hub.domain import DomainStore
@@ -35,7 +35,7 @@ def run(scales: tuple[int, ...] = (1_000_000,), seed: int = 0, load: bool = True
         "machine": {
             "cores": os.cpu_count(), "python": platform.python_version(),
             "load_avg_at_start": round(os.getloadavg()[0], 2),
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
         "runs": [],
     }

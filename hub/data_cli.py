@@ -13,10 +13,11 @@ import shutil
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 import click
 from rich.console import Console
@@ -190,7 +191,7 @@ def _version_cells(v) -> list[str]:
 
 
 @contextmanager
-def open_ledger(data_dir: Path | None) -> Iterator["Log"]:
+def open_ledger(data_dir: Path | None) -> Iterator[Log]:
     """The ledger, which must exist: loads are recorded in it before they take effect."""
     from ledger.cli import config_for
     from ledger.log import Log

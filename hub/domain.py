@@ -29,10 +29,11 @@ import json
 import os
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -209,7 +210,7 @@ class DomainStore:
             )
         loaded = DatasetVersion(
             name, version, digest, rows, source_name, acquired_on,
-            datetime.now(timezone.utc).replace(tzinfo=None), _whoami(), True,
+            datetime.now(UTC).replace(tzinfo=None), _whoami(), True,
         )
         con.execute("BEGIN TRANSACTION")
         try:

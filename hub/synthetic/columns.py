@@ -9,8 +9,8 @@ the same inputs give the same Arrow buffers, hence the same Parquet bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +25,7 @@ class Vocab:
     lengths: np.ndarray  # (len(words),) int64
 
     @classmethod
-    def of(cls, words: Sequence[str]) -> "Vocab":
+    def of(cls, words: Sequence[str]) -> Vocab:
         encoded = [w.encode("utf-8") for w in words]
         width = max((len(e) for e in encoded), default=0)
         matrix = np.zeros((len(encoded), max(width, 1)), dtype=np.uint8)

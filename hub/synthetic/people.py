@@ -97,7 +97,7 @@ def household_sizes(rng: np.random.Generator, n_residents: int) -> np.ndarray:
 def build_households(rng: np.random.Generator, sizes: np.ndarray) -> tuple[pa.Table, np.ndarray]:
     """The households table and each household's district index."""
     h = len(sizes)
-    names, owner, first = townships()
+    names, _, first = townships()
     district = rng.choice(len(DISTRICTS), size=h, p=district_weights())
     # townships of a district differ in size
     t_weight = rng.gamma(2.0, 1.0, size=len(names))

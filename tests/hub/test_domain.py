@@ -336,6 +336,6 @@ def test_a_failure_midway_says_what_was_loaded(store, source, log) -> None:
     with pytest.raises(RuntimeError, match="ledger unavailable") as info:
         store.load_catalog_dir(source, audit=ledger_fails_third_time)
     assert info.value.__notes__ == [
-        "enterprises and later datasets were not loaded; already loaded in this run: "
-        "households, residents"]
+        ("enterprises and later datasets were not loaded; already loaded in this run: "
+         "households, residents")]
     assert sorted(table_rows(store)) == ["households", "residents"]
