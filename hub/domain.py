@@ -109,10 +109,12 @@ class DomainStore:
 
     def _connect(self) -> duckdb.DuckDBPyConnection:
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
+            if not self.dir.exists():
+                self.dir.mkdir(parents=True, mode=0o700)  # raw data: owner only
             con = duckdb.connect(str(self.path), config={
                 "autoload_known_extensions": False, "autoinstall_known_extensions": False,
             })
+            os.chmod(self.path, 0o600)
         except duckdb.Error as e:
             raise DomainError(f"cannot open the domain store {self.path} for writing "
                               f"(is the gateway or another loader using it?): {e}") from None

@@ -93,6 +93,9 @@ def test_load_reports_tables_rows_versions_and_ledger_events(loaded, catalog, lo
     assert all(e["role"] == "authority" and e["details"]["replaces"] is None for e in events)
     assert json.loads((loaded.dir / "catalog.json").read_text(encoding="utf-8")) == catalog
     assert len(loaded.file_sha256()) == 64
+    assert loaded.dir.stat().st_mode & 0o777 == 0o700
+    assert loaded.path.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in loaded.dir.iterdir()) == ["catalog.json", "domain.duckdb"]
 
 
 def test_column_types_in_the_store_are_the_catalogs(loaded, catalog) -> None:
