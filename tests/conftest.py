@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 
+# Session fixtures of the gateway and client tests: a real data domain and a real JupyterHub
+# (only started by tests that ask for them).
+pytest_plugins = ["tests.gateway.fixtures"]
+
 PG_ADMIN_URL = os.environ.get(
     "SHUYU_TEST_PG_URL", "postgresql+psycopg://shuyu_test:shuyu_test@127.0.0.1:5432/shuyu_test"
 )

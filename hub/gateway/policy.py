@@ -129,8 +129,15 @@ def parse_statement(sql: str) -> exp.Expression:
 # --- 2. allow-listed syntax --------------------------------------------------------------
 
 
+TABLE_VALUE = tuple(t for t in (getattr(exp, "TableColumn", None),) if t is not None)
+
+
 def check_syntax(tree: exp.Expression) -> None:
+    """Refuse any node or function not on the allow-lists (run before and after qualifying)."""
     for node in tree.walk():
+        if TABLE_VALUE and isinstance(node, TABLE_VALUE):
+            raise refuse(f"{node.sql(DIALECT)} is a table, not a column: a table or alias "
+                         "cannot be selected as a value", "unresolved_column")
         if isinstance(node, exp.Table):
             _check_table(node)
         elif isinstance(node, exp.Func):
@@ -142,7 +149,7 @@ def check_syntax(tree: exp.Expression) -> None:
                 sqlrules.RESERVED_PREFIX):
             raise refuse(f"names starting with {sqlrules.RESERVED_PREFIX} are reserved for the "
                          f"gateway: {node.name}", "reserved_name")
-        if isinstance(node, exp.With) and node.args.get("recursive"):
+        if isinstance(node, exp.With) and node.args.get("recursive"):  # noqa: SIM102
             raise refuse("recursive CTEs (WITH RECURSIVE) are not allowed", "syntax_not_allowed")
 
 
@@ -323,6 +330,7 @@ def plan_query(sql: str, catalog: CatalogView, authorization: str | None = None)
     records = {name: catalog.dataset(name) for name in names}
     stars = _star_datasets(tree)
     qualified = _qualify(tree, records)
+    check_syntax(qualified)
     touched = touched_columns(qualified)
     name_outputs(qualified)
     for name in names:

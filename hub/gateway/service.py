@@ -102,6 +102,7 @@ class QueryService:
         self.ledger = ledger
         self.config = config
         self.results = ResultStore(config.result_ttl_seconds, config.result_cache_bytes)
+        aggregation.warm_up()
 
     # --- queries -----------------------------------------------------------------------------
 

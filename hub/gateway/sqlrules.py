@@ -58,6 +58,7 @@ WINDOW_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
 SCALAR_FUNCTIONS: frozenset[type[exp.Func]] = frozenset({
     # conditionals and casts
     exp.Cast, exp.TryCast, exp.Case, exp.If, exp.Coalesce, exp.Nullif, exp.Greatest, exp.Least,
+    exp.Exists,
     # numbers
     exp.Abs, exp.Round, exp.Floor, exp.Ceil, exp.Sqrt, exp.Ln, exp.Log, exp.Exp, exp.Pow,
     exp.Sign, exp.Trunc, exp.IsNan,
@@ -124,4 +125,6 @@ def describe_node(node: exp.Expression) -> str:
     """A readable name of a syntax node for refusal messages (``COPY``, ``LATERAL``, …)."""
     if isinstance(node, exp.Command):
         return str(node.this).upper()
+    if isinstance(node, (exp.Placeholder, exp.Parameter)):
+        return "a query parameter ($1, ?)"
     return node.key.upper().replace("_", " ")

@@ -9,7 +9,9 @@ authorization agreements:
 - ``row``: alice, bob — enterprises and bus_trips row-level (bus_trips without ``fare``), plus
   residents and social_insurance, which are 重要 and therefore aggregate-only, with a small
   column scope for residents (no name or mobile);
-- ``agg``: carol — water_use aggregate-only (一般 data, aggregate by agreement), min group 25;
+- ``agg``: carol — water_use aggregate-only (一般 data, aggregate by agreement), min group 25,
+  and enterprises row-level (so her pseudonyms differ from alice's);
+- ``second``: bob — enterprises row-level again (bob must name the authorization he works under);
 - ``late``: dave — enterprises, but the term starts next year.
 
 Users: alice, bob, carol, dave (analysts), erin (an analyst of another operator, with no
@@ -97,8 +99,14 @@ def _agreements(service: CatalogService) -> dict[str, str]:
     )
     agg = service.create_authorization(
         AUTHORITY, operator=OPERATOR, analysts=["carol"],
-        scope=[ScopeRequest("water_use", None, AccessMode.AGGREGATE_ONLY)],
+        scope=[ScopeRequest("water_use", None, AccessMode.AGGREGATE_ONLY),
+               ScopeRequest("enterprises", None, AccessMode.ROW_LEVEL)],
         scenario="居民用水分析", use_class="industry_development", min_group_size=25, **term,
+    )
+    second = service.create_authorization(
+        AUTHORITY, operator=OPERATOR, analysts=["bob"],
+        scope=[ScopeRequest("enterprises", None, AccessMode.ROW_LEVEL)],
+        scenario="市场主体活跃度分析", use_class="public_governance", **term,
     )
     next_year = datetime(now.year + 1, 6, 1, tzinfo=timezone.utc)
     late = service.create_authorization(
@@ -107,4 +115,4 @@ def _agreements(service: CatalogService) -> dict[str, str]:
         scenario="市场主体分析", use_class="public_governance",
         starts_at=next_year, ends_at=next_year + timedelta(days=300),
     )
-    return {"row": row.id, "agg": agg.id, "late": late.id}
+    return {"row": row.id, "agg": agg.id, "second": second.id, "late": late.id}

@@ -1,0 +1,31 @@
+"""Run the gateway: ``python -m hub.gateway`` (the hub starts it so as a managed service).
+
+Listens where ``JUPYTERHUB_SERVICE_URL`` (or ``SHUYU_GATEWAY_SERVICE_URL``) says; the shared
+settings (``SHUYU_DATA_DIR``…) name the catalog, ledger, domain store and keys. Exits with a
+one-line error when the configuration is incomplete.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import uvicorn
+
+from hub.gateway.config import ConfigError, load_gateway_config
+from hub.gateway.main import create_app
+
+
+def main() -> None:
+    try:
+        config = load_gateway_config()
+        app = create_app(config)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    host, port = config.bind
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                proxy_headers=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Request dependencies: who is calling (from the hub, on every request) and the service.
+
+``CurrentUser`` resolves the ``Authorization: token …`` header through ``HubIdentity`` (the hub's
+``/user`` endpoint, briefly cached) and checks the gateway's required scope; routes that declare
+it never run for an unverified caller. ``Service`` is the app's ``QueryService``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from hub.gateway.identity import HubIdentity, HubUser, token_from_header
+from hub.gateway.service import QueryService
+
+
+def get_service(request: Request) -> QueryService:
+    return request.app.state.service
+
+
+def get_identity(request: Request) -> HubIdentity:
+    return request.app.state.identity
+
+
+def current_user(
+    identity: Annotated[HubIdentity, Depends(get_identity)],
+    authorization: Annotated[str | None, Header()] = None,
+) -> HubUser:
+    return identity.user_for_token(token_from_header(authorization))
+
+
+def client_address(request: Request) -> str | None:
+    """The caller's address for the ledger: the proxy's X-Forwarded-For hop, else the peer."""
+    peer = request.client.host if request.client else None
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        first = forwarded.split(",")[0].strip()
+        return f"{first} (via {peer})" if peer and peer != first else first
+    return peer
+
+
+CurrentUser = Annotated[HubUser, Depends(current_user)]
+Service = Annotated[QueryService, Depends(get_service)]
+ClientAddress = Annotated[str | None, Depends(client_address)]

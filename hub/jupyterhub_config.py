@@ -1,0 +1,186 @@
+"""Shuyu's base JupyterHub configuration: identity, roles and scopes, the query gateway service.
+
+Run the hub with ``jupyterhub -f hub/jupyterhub_config.py``. The hub is the identity provider
+of the whole system (DESIGN.md): every service checks hub identity and scopes on each request.
+
+What this file sets, one function per concern (each takes the config object ``c``):
+
+- ``configure_state``: the hub's database, cookie secret and proxy pid file under
+  ``<SHUYU_DATA_DIR>/hub``;
+- ``configure_network``: where the proxy and the hub listen (loopback by default; the proxy's
+  API always on loopback, so sandboxes cannot rewrite routes);
+- ``configure_authenticator``: NativeAuthenticator (bcrypt passwords, lockout after failed
+  logins, common passwords refused, self-signup off unless asked for);
+- ``configure_roles``: the groups (analysts, reviewers, regulators, authority) and the custom
+  scope ``custom:shuyu:query`` that only analysts hold, so only their tokens can query;
+- ``configure_gateway``: the query gateway as a hub-managed service (``python -m hub.gateway``)
+  at ``/services/gateway/``;
+- ``configure_sandbox_environment``: what every sandbox server is told (``SHUYU_GATEWAY_URL``)
+  and the scopes of its server token (the usual two, plus the gateway scope).
+
+The spawner itself is not chosen here: hardening it (DockerSpawner on an internal network,
+read-only root, dropped capabilities…) is a separate layer added by ``hub/spawner.py`` with its
+own ``configure_spawner(c)``; it should extend ``c.Spawner.environment`` and
+``c.Spawner.server_token_scopes`` rather than replace them.
+
+Environment (all optional): ``SHUYU_DATA_DIR`` (default ``./var``), ``SHUYU_HUB_IP`` and
+``SHUYU_HUB_PORT`` (public proxy address, default 127.0.0.1:8000), ``SHUYU_HUB_API_PORT`` (the
+hub's own port, 8081), ``SHUYU_HUB_PROXY_API_PORT`` (8001), ``SHUYU_GATEWAY_PORT`` (8030),
+``SHUYU_HUB_ADMINS`` (comma-separated admin users), ``SHUYU_HUB_SIGNUP`` (``1`` lets people
+sign up; an admin must still authorize each account), ``SHUYU_HUB_SANDBOX_URL`` (how sandboxes
+reach the proxy, default the public address). Every ``SHUYU_*`` variable is passed on to the
+gateway, which reads the shared settings and ``SHUYU_GATEWAY_*`` options from them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+GATEWAY_SERVICE = "gateway"
+GATEWAY_SCOPE = "custom:shuyu:query"
+GROUPS = ("analysts", "reviewers", "regulators", "authority")
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", GATEWAY_SCOPE]
+
+
+@dataclass(frozen=True)
+class HubOptions:
+    """The deployment-specific values, read from the environment."""
+
+    data_dir: Path
+    ip: str = "127.0.0.1"
+    port: int = 8000
+    api_port: int = 8081
+    proxy_api_port: int = 8001
+    gateway_port: int = 8030
+    admins: tuple[str, ...] = ()
+    signup: bool = False
+    sandbox_url: str = ""
+    passthrough: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def hub_dir(self) -> Path:
+        return self.data_dir / "hub"
+
+    @property
+    def public_url(self) -> str:
+        host = "127.0.0.1" if self.ip in ("", "0.0.0.0") else self.ip
+        return f"http://{host}:{self.port}"
+
+    @property
+    def gateway_url_for_sandboxes(self) -> str:
+        base = (self.sandbox_url or self.public_url).rstrip("/")
+        return f"{base}/services/{GATEWAY_SERVICE}/"
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "")
+    if not text:
+        return default
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"{name} must be a TCP port number, got {text!r}")
+    return int(text)
+
+
+def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
+    data_dir = Path(env.get("SHUYU_DATA_DIR") or "var").resolve()
+    passthrough = {k: v for k, v in env.items() if k.startswith("SHUYU_")}
+    passthrough["SHUYU_DATA_DIR"] = str(data_dir)
+    return HubOptions(
+        data_dir=data_dir,
+        ip=env.get("SHUYU_HUB_IP", "127.0.0.1"),
+        port=_port(env, "SHUYU_HUB_PORT", 8000),
+        api_port=_port(env, "SHUYU_HUB_API_PORT", 8081),
+        proxy_api_port=_port(env, "SHUYU_HUB_PROXY_API_PORT", 8001),
+        gateway_port=_port(env, "SHUYU_GATEWAY_PORT", 8030),
+        admins=tuple(a.strip() for a in env.get("SHUYU_HUB_ADMINS", "").split(",") if a.strip()),
+        signup=env.get("SHUYU_HUB_SIGNUP", "") == "1",
+        sandbox_url=env.get("SHUYU_HUB_SANDBOX_URL", ""),
+        passthrough=passthrough,
+    )
+
+
+def _configured(section: Any, name: str, default: Any) -> Any:
+    """A value set earlier in the config (another layer may have set it), else `default`."""
+    return section[name] if name in section else default
+
+
+def configure_state(c: Any, opts: HubOptions) -> None:
+    opts.hub_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    c.JupyterHub.db_url = f"sqlite:///{opts.hub_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(opts.hub_dir / "jupyterhub_cookie_secret")
+    c.ConfigurableHTTPProxy.pid_file = str(opts.hub_dir / "jupyterhub-proxy.pid")
+
+
+def configure_network(c: Any, opts: HubOptions) -> None:
+    c.JupyterHub.ip = opts.ip
+    c.JupyterHub.port = opts.port
+    c.JupyterHub.hub_ip = "127.0.0.1"
+    c.JupyterHub.hub_port = opts.api_port
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{opts.proxy_api_port}"
+
+
+def configure_authenticator(c: Any, opts: HubOptions) -> None:
+    c.JupyterHub.authenticator_class = "native"
+    c.NativeAuthenticator.enable_signup = opts.signup
+    c.NativeAuthenticator.open_signup = False
+    c.NativeAuthenticator.minimum_password_length = 12
+    c.NativeAuthenticator.check_common_password = True
+    c.NativeAuthenticator.allowed_failed_logins = 5
+    c.NativeAuthenticator.seconds_before_next_try = 600
+    c.Authenticator.admin_users = set(opts.admins)
+
+
+def configure_roles(c: Any) -> None:
+    c.JupyterHub.custom_scopes = {
+        GATEWAY_SCOPE: {
+            "description": "Query authorized datasets through the Shuyu query gateway.",
+        },
+    }
+    c.JupyterHub.load_groups = {name: {"users": []} for name in GROUPS}
+    c.JupyterHub.load_roles = [
+        {
+            "name": "shuyu-analyst",
+            "description": "Analysts of operating companies: query through the gateway.",
+            "groups": ["analysts"],
+            "scopes": ["self", GATEWAY_SCOPE],
+        },
+    ]
+
+
+def configure_gateway(c: Any, opts: HubOptions) -> None:
+    c.JupyterHub.services = [
+        *[s for s in _configured(c.JupyterHub, "services", []) if s.get("name") != GATEWAY_SERVICE],
+        {
+            "name": GATEWAY_SERVICE,
+            "url": f"http://127.0.0.1:{opts.gateway_port}",
+            "command": [sys.executable, "-m", "hub.gateway"],
+            "environment": dict(opts.passthrough),
+            "display": False,
+        },
+    ]
+
+
+def configure_sandbox_environment(c: Any, opts: HubOptions) -> None:
+    environment = dict(_configured(c.Spawner, "environment", {}))
+    environment["SHUYU_GATEWAY_URL"] = opts.gateway_url_for_sandboxes
+    c.Spawner.environment = environment
+    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
+
+
+def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
+    opts = opts or hub_options()
+    configure_state(c, opts)
+    configure_network(c, opts)
+    configure_authenticator(c, opts)
+    configure_roles(c)
+    configure_gateway(c, opts)
+    configure_sandbox_environment(c, opts)
+    return opts
+
+
+if "get_config" in globals():  # executed by JupyterHub as its config file
+    apply(get_config())  # noqa: F821
