@@ -14,7 +14,7 @@ authorization agreements:
 - ``second``: bob — enterprises row-level again (bob must name the authorization he works under);
 - ``late``: dave — enterprises, but the term starts next year.
 
-Users: alice, bob, carol, dave (analysts), erin (an analyst of another operator, with no
+Users: alice, bob, carol, dave, frank (analysts; frank gets a short agreement in a test), erin (an analyst of another operator, with no
 agreement), zhang.wei (the authority's user).
 """
 
@@ -82,7 +82,7 @@ def build_world(data_dir: Path, scale: int = 3000, seed: int = 7,
 def _agreements(service: CatalogService) -> dict[str, str]:
     service.create_operator(AUTHORITY, OPERATOR, "91350100M000100Y43", "李安全")
     service.create_operator(AUTHORITY, OTHER_OPERATOR, None, "王安全")
-    for user in ("alice", "bob", "carol", "dave"):
+    for user in ("alice", "bob", "carol", "dave", "frank"):
         service.add_analyst(AUTHORITY, user, OPERATOR, user.title())
     service.add_analyst(AUTHORITY, "erin", OTHER_OPERATOR, "Erin")
     now = service.now()
