@@ -158,19 +158,28 @@ def _credit_codes(rng, kind, district, founded) -> pa.Array:
     office_idx = np.where(rng.random(m) < 0.3, len(DISTRICTS), district)
     office_bytes = np.frombuffer("".join(office).encode(), np.uint8).reshape(-1, 6)[office_idx]
     new_style = founded >= np.datetime64("2015-10-01")
-    body = np.empty((m, 8), dtype=np.uint8)
-    for _ in range(64):
-        body[:] = col.digits(rng.integers(10_000_000, 100_000_000, m), 8)
-        body[new_style, 0] = ord("M")
-        body[new_style, 1] = ord("A")
-        body[new_style, 2:] = _ALPHABET[rng.integers(0, len(_ALPHABET), (new_style.sum(), 6))]
-        if len(np.unique(body.view("S8").ravel())) == m:
+    body = _org_code_bodies(rng, new_style)
+    for _ in range(64):  # organisation codes are unique nationwide: redraw later duplicates
+        keys = body.view("S8").ravel()
+        first = np.zeros(m, dtype=bool)
+        first[np.unique(keys, return_index=True)[1]] = True
+        if first.all():
             break
+        body[~first] = _org_code_bodies(rng, new_style[~first])
     else:
         raise RuntimeError("could not draw unique organisation codes")
     org = np.hstack([body, org_code_check_bytes(body)[:, None]])
     first17 = np.hstack([head, office_bytes, org])
     return col.ascii_strings(np.hstack([first17, credit_code_check_bytes(first17)[:, None]]))
+
+
+def _org_code_bodies(rng, new_style: np.ndarray) -> np.ndarray:
+    """8-character organisation-code bodies: digits, or ``MA`` + 6 characters since 2015."""
+    body = col.digits(rng.integers(10_000_000, 100_000_000, len(new_style)), 8)
+    body[new_style, 0] = ord("M")
+    body[new_style, 1] = ord("A")
+    body[new_style, 2:] = _ALPHABET[rng.integers(0, len(_ALPHABET), (int(new_style.sum()), 6))]
+    return body
 
 
 def _shop_words(rng, industry) -> np.ndarray:
