@@ -15,7 +15,8 @@ import httpx
 from ledger.log import Log, LogConfig, init_log
 from ledger.note import ALG_COSIGNATURE_V1, Ed25519Signer, signature_for, split_note
 
-SHUYU = [str(Path(sys.executable).parent / "shuyu")]
+# the `shuyu` console script's code, run by this venv's Python (independent of the script file)
+SHUYU = [sys.executable, "-c", "import sys; from shuyu_server.cli import main; sys.argv[0] = 'shuyu'; main()"]
 
 
 def config(data_dir: Path, origin: str = "shuyu.local/ledger", **db) -> LogConfig:
@@ -67,8 +68,18 @@ def cosign(log: Log, name: str = "regulator.example/witness") -> Ed25519Signer:
     return witness
 
 
-def shuyu(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli_env() -> dict[str, str]:
+    """The environment of a CLI subprocess: no SHUYU_* settings, this checkout importable."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHUYU_")}
+    env["PYTHONPATH"] = str(REPO)
+    return env
+
+
+def shuyu(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = cli_env()
     return subprocess.run(
         [*SHUYU, *args], capture_output=True, text=True, input=input, cwd=cwd, env=env,
         timeout=300,
@@ -87,7 +98,7 @@ class Server:
     def __init__(self, data_dir: Path, *extra: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("SHUYU_")}
+        env = cli_env()
         self.proc = subprocess.Popen(
             [*SHUYU, "ledger", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
              *extra],

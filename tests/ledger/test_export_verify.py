@@ -7,6 +7,7 @@ an oracle; `verify` runs through the CLI against a database, an export and a rea
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -192,7 +193,7 @@ def test_a_bad_cosignature_is_reported(tmp_path: Path) -> None:
         witness = cosign(log)
     finally:
         log.close()
-    with sqlite3.connect(_db(cfg)) as conn:
+    with closing(sqlite3.connect(_db(cfg))) as conn, conn:
         line = conn.execute("SELECT line FROM ledger_cosignatures").fetchone()[0]
         name, sig = line.rsplit(" ", 1)
         raw = bytearray(__import__("base64").b64decode(sig))
@@ -218,11 +219,12 @@ def test_many_chunks_in_parallel_workers_find_the_same_first_bad_entry(big, tmp_
     finally:
         log.close()
     copy = tmp_path / "copy.db"
-    with sqlite3.connect(_db(cfg)) as src, sqlite3.connect(copy) as dst:
+    with closing(sqlite3.connect(_db(cfg))) as src, closing(sqlite3.connect(copy)) as dst:
         src.backup(dst)
         dst.execute("UPDATE ledger_entries SET data = CAST(replace(data, '\"n\":40000', '\"n\":40001') AS BLOB) WHERE idx = 40000")
         # and a stored subtree hash far above the chunk level, which only the upper levels see
         dst.execute("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 13 AND idx = 7")
+        dst.commit()
     from dataclasses import replace
 
     tampered = Log.open(replace(cfg, database_url=f"sqlite:///{copy}"))
@@ -237,9 +239,10 @@ def test_many_chunks_in_parallel_workers_find_the_same_first_bad_entry(big, tmp_
 def test_upper_level_hash_damage_is_located(big, tmp_path) -> None:
     cfg, vkey, _ = big
     copy = tmp_path / "copy.db"
-    with sqlite3.connect(_db(cfg)) as src, sqlite3.connect(copy) as dst:
+    with closing(sqlite3.connect(_db(cfg))) as src, closing(sqlite3.connect(copy)) as dst:
         src.backup(dst)
         dst.execute("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 13 AND idx = 7")
+        dst.commit()
     from dataclasses import replace
 
     log = Log.open(replace(cfg, database_url=f"sqlite:///{copy}"))

@@ -7,6 +7,7 @@ reader), proofs with our RFC 9162 verifiers, OpenAPI with openapi-spec-validator
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -245,7 +246,7 @@ def test_proof_errors_are_clear(client, url: str, status: int, words: str) -> No
 def test_tampered_entry_shows_in_entries_and_proofs_fail_closed(client, logdir) -> None:
     cfg, _ = logdir
     db = cfg.database_url.split("///", 1)[1]
-    with sqlite3.connect(db) as conn:
+    with closing(sqlite3.connect(db)) as conn, conn:
         data = conn.execute("SELECT data FROM ledger_entries WHERE idx = 42").fetchone()[0]
         conn.execute("UPDATE ledger_entries SET data = ? WHERE idx = 42", (data.replace(b'"n":42', b'"n":43'),))
     e = client.get("/api/v1/entries/42").json()
