@@ -17,6 +17,9 @@ Frames (big-endian):
 
 The server checks each request on its own (size, JSON object, type, time) before queueing it,
 so a bad request is refused alone and never fails the batch it would have shared with others.
+A client packs several callers' requests into one frame; when the server refuses a frame for a
+bad entry it names the entry (``EntryError@<position>: reason``, nothing of the frame was
+recorded), and the client fails that caller's request only and sends the others again.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
@@ -43,6 +47,14 @@ _HEAD = struct.Struct(">cIII")
 _LEN = struct.Struct(">I")
 _OK = struct.Struct(">cIQ")
 _ERR = struct.Struct(">cII")
+
+
+class BadEntryError(EntryError):
+    """An entry of a request is not acceptable; `position` is its place in the request."""
+
+    def __init__(self, message: str, position: int):
+        super().__init__(message)
+        self.position = position
 
 
 def _read_exact(f: BinaryIO, n: int) -> bytes:
@@ -111,6 +123,7 @@ class SequencerServer:
 
         class Server(socketserver.ThreadingUnixStreamServer):
             daemon_threads = True
+            request_queue_size = 256  # many appender processes may connect at once
 
         self._server_cls = Server
         self._handler_cls = Handler
@@ -163,6 +176,10 @@ class SequencerServer:
                 try:
                     prepared = self.prepare(entries)
                     fut = self.submit(prepared)
+                except BadEntryError as e:
+                    slots.release()
+                    out.put(_ERR_frame(request_id, f"EntryError@{e.position}: {e}"))
+                    continue
                 except Exception as e:  # noqa: BLE001 - refused before queueing: tell the client
                     slots.release()
                     out.put(_ERR_frame(request_id, f"{type(e).__name__}: {e}"))
@@ -225,19 +242,12 @@ class SequencerClient:
     """
 
     def __init__(self, path: Path, max_entries: int = 256, window: int = 4):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            self.sock.settimeout(5.0)
-            self.sock.connect(str(path))
-            self.sock.settimeout(None)  # answers wait for durable commits; callers time out
-        except OSError:
-            self.sock.close()
-            raise
+        self.sock = _connect(path)
         self.max_entries = max_entries
         self.window = window
         self._cond = threading.Condition()
         self._pending: deque[tuple[list[bytes], Future]] = deque()
-        self._inflight: dict[int, list[tuple[int, Future]]] = {}
+        self._inflight: dict[int, list[tuple[int, list[bytes], Future]]] = {}
         self._next_id = 1
         self._closed = False
         self._sender_waiting = False
@@ -265,7 +275,7 @@ class SequencerClient:
         """Send one request and wait until it is durable; return its first index."""
         return self.submit(entries).result()
 
-    def _take_frame(self) -> tuple[int, list[bytes], list[tuple[int, Future]]] | None:
+    def _take_frame(self) -> tuple[int, list[bytes]] | None:
         """Under the lock: wait for work and window space, then take one frame's requests."""
         while True:
             if self.broken is not None or (self._closed and not self._pending):
@@ -276,18 +286,18 @@ class SequencerClient:
             self._cond.wait()
             self._sender_waiting = False
         entries: list[bytes] = []
-        parts: list[tuple[int, Future]] = []
+        parts: list[tuple[int, list[bytes], Future]] = []
         while self._pending:
             items, fut = self._pending[0]
             if entries and len(entries) + len(items) > self.max_entries:
                 break
             self._pending.popleft()
-            parts.append((len(entries), fut))
+            parts.append((len(entries), items, fut))
             entries.extend(items)
         request_id = self._next_id
         self._next_id = (self._next_id + 1) & 0xFFFF_FFFF or 1
         self._inflight[request_id] = parts
-        return request_id, entries, parts
+        return request_id, entries
 
     def _send_loop(self) -> None:
         while True:
@@ -295,7 +305,7 @@ class SequencerClient:
                 frame = self._take_frame()
             if frame is None:
                 return
-            request_id, entries, _ = frame
+            request_id, entries = frame
             try:
                 self.sock.sendall(encode_request(request_id, entries))
             except OSError as e:
@@ -313,10 +323,12 @@ class SequencerClient:
                 elif tag == b"E":
                     request_id, n = struct.unpack(">II", _read_exact(rfile, 8))
                     reason = _read_exact(rfile, n).decode(errors="replace")
-                    error = _error_from_reason(reason)
                     if request_id == 0:  # the server closed the connection on a bad frame
-                        raise error
-                    self._resolve(request_id, 0, error)
+                        raise _error_from_reason(reason)
+                    if reason.startswith("EntryError@"):
+                        self._refuse_entry(request_id, reason)
+                    else:
+                        self._resolve(request_id, 0, _error_from_reason(reason))
                 else:
                     raise LedgerUnavailable(f"unexpected reply {tag!r} from the sequencer")
         except (OSError, ConnectionError, LedgerError, ValueError) as e:
@@ -331,17 +343,32 @@ class SequencerClient:
         if parts is None:
             self._fail(LedgerUnavailable(f"the sequencer answered unknown request {request_id}"))
             return
-        for offset, fut in parts:
+        for offset, _, fut in parts:
             if error is None:
                 fut.set_result(first + offset)
             else:
                 fut.set_exception(error)
 
+    def _refuse_entry(self, request_id: int, reason: str) -> None:
+        """Fail the request holding the bad entry; send the frame's other requests again."""
+        where, _, message = reason.partition(": ")
+        position = int(where.split("@", 1)[1])
+        with self._cond:
+            parts = self._inflight.pop(request_id, [])
+            bad = [k for k, (offset, items, _) in enumerate(parts)
+                   if offset <= position < offset + len(items)]
+            retry = [(items, fut) for k, (_, items, fut) in enumerate(parts) if k not in bad]
+            self._pending.extendleft(reversed(retry))
+            self._cond.notify_all()
+        for k in bad:
+            offset, _, fut = parts[k]
+            fut.set_exception(EntryError(f"entry {position - offset} of the request: {message}"))
+
     def _fail(self, e: BaseException) -> None:
         with self._cond:
             if self.broken is None:
                 self.broken = e
-            waiting = [f for parts in self._inflight.values() for _, f in parts]
+            waiting = [f for parts in self._inflight.values() for _, _, f in parts]
             waiting += [f for _, f in self._pending]
             self._inflight.clear()
             self._pending.clear()
@@ -368,6 +395,28 @@ class SequencerClient:
             )
         self._fail(LedgerUnavailable("the ledger appender is closed"))
         self.sock.close()
+
+
+def _connect(path: Path, patience: float = 10.0) -> socket.socket:
+    """Connect to the sequencer; a full accept queue (EAGAIN) is waited out, a refusal is not."""
+    deadline = time.monotonic() + patience
+    delay = 0.001
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.settimeout(2.0)
+            sock.connect(str(path))
+            sock.settimeout(None)  # answers wait for durable commits; callers time out
+            return sock
+        except BlockingIOError:
+            sock.close()
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+        except OSError:
+            sock.close()
+            raise
 
 
 def _error_from_reason(reason: str) -> LedgerError:

@@ -33,7 +33,7 @@ from ledger.entry import (
 )
 from ledger.exceptions import EntryError, LedgerError, LedgerUnavailable
 from ledger.guard import SignedHeadGuard
-from ledger.ipc import SequencerClient, SequencerServer
+from ledger.ipc import BadEntryError, SequencerClient, SequencerServer
 from ledger.keys import load_key
 from ledger.note import Ed25519Signer, Ed25519Verifier, format_note, parse_vkey, split_note
 from ledger.sqlstore import EntryMeta, SqlLedgerStore, TreeHead
@@ -109,7 +109,7 @@ def prepare_rows(entries: list[bytes]) -> list[Row]:
         try:
             rows.append((data, entry_meta(data)))
         except EntryError as e:
-            raise EntryError(f"entry {i} of the request: {e}") from None
+            raise BadEntryError(str(e), i) from None
     return rows
 
 
