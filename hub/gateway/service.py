@@ -177,7 +177,8 @@ class QueryService:
                 and g.identifier_class is IdentifierClass.DIRECT_IDENTIFIER]
             for d, cols in sorted(plan.columns.items())
         }
-        record.pseudonymized = {d: c for d, c in record.pseudonymized.items() if c}
+        record.pseudonymized = {d: c for d, c in record.pseudonymized.items()
+                                if c and sources.pseudonymizes(plan)}
         record.min_group_size = {
             d: g.min_group_size for d, g in sorted(plan.grants.items())
             if g.access_mode is AccessMode.AGGREGATE_ONLY

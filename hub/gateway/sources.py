@@ -3,8 +3,12 @@
 Before a checked query runs, every reference to a dataset is replaced by a subquery over the
 domain store's table that projects only:
 
-- the columns in the caller's authorization (others do not exist for the query at all);
-- each direct identifier as its keyed pseudonym (``pseudonyms.pseudonym_sql``);
+- the columns in the caller's authorization that the query reads (others do not exist for the
+  query at all; the policy already refused references to them);
+- each direct identifier as its keyed pseudonym (``pseudonyms.pseudonym_sql``), except when
+  every dataset of the query is aggregate-only: the aggregation rule then lets direct
+  identifiers be only counted or compared as join keys, never output, so they stay in clear
+  inside the engine (the same counts and joins, without hashing every row);
 - for aggregate-only datasets, the entity identifier in clear under the reserved name
   ``__shuyu_entity``, which only the gateway's own group-size count reads (analysts cannot name
   it: identifiers starting with ``__shuyu`` are refused by the policy).
@@ -40,11 +44,14 @@ def entity_column(record: DatasetRecord) -> str | None:
     return None
 
 
-def source_sql(grant: Grant, record: DatasetRecord) -> tuple[str, bool]:
+def source_sql(grant: Grant, record: DatasetRecord, used: tuple[str, ...],
+               pseudonymize: bool) -> tuple[str, bool]:
     """(the subquery's SQL, whether it uses the pseudonym parameters $1/$2)."""
     items, keyed = [], False
     for col in grant.columns:
-        if col.identifier_class is IdentifierClass.DIRECT_IDENTIFIER:
+        if col.name not in used:
+            continue
+        if pseudonymize and col.identifier_class is IdentifierClass.DIRECT_IDENTIFIER:
             items.append(f"{pseudonym_sql(quote(col.name))} AS {quote(col.name)}")
             keyed = True
         else:
@@ -57,13 +64,20 @@ def source_sql(grant: Grant, record: DatasetRecord) -> tuple[str, bool]:
     return f"(SELECT {', '.join(items)} FROM main.{quote(record.name)})", keyed
 
 
+def pseudonymizes(plan: Plan) -> bool:
+    """Whether direct identifiers are replaced by pseudonyms in this query (see module doc)."""
+    return not all(g.access_mode is AccessMode.AGGREGATE_ONLY for g in plan.grants.values())
+
+
 def render(plan: Plan) -> tuple[str, bool]:
     """The SQL to execute for `plan` (its tree is changed in place) and whether it needs $1/$2."""
     replacements: dict[str, str] = {}
     keyed = False
+    pseudonymize = pseudonymizes(plan)
     for i, (table, dataset) in enumerate(plan.sources):
         name = PLACEHOLDER.format(i)
-        sub, uses = source_sql(plan.grants[dataset], plan.records[dataset])
+        sub, uses = source_sql(plan.grants[dataset], plan.records[dataset],
+                               plan.columns.get(dataset, ()), pseudonymize)
         keyed |= uses
         replacements[quote(name)] = sub
         table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
