@@ -51,6 +51,7 @@ class ColumnInfo:
     type: str
     identifier_class: str  # direct_identifier | quasi_identifier | sensitive | other
     groupable: bool
+    label: str = ""  # the catalog's Chinese field name (e.g. 民族), matched like the name
 
 
 @dataclass(frozen=True)
@@ -87,12 +88,21 @@ class Thresholds:
     differencing_min_difference: int = 10
     max_rows: int = 1_000_000
     max_bytes: int = 100 * 1024 * 1024
+    zeros_are_disclosive: bool = True  # a zero count says nobody in a group has an attribute
+    round_base: int = 5  # suggested rounding base for counts
+    max_image_pixels: int = 40_000_000  # larger images are refused (decompression bombs)
 
 
 class DomainReader(Protocol):
     """Read-only SQL over the raw data on the trusted side (a hardened DuckDB connection)."""
 
     def sql(self, query: str, params: list[Any] | None = None) -> Any: ...
+
+    def register(self, view_name: str, python_object: Any) -> Any: ...  # an Arrow table as a view
+
+    def unregister(self, view_name: str) -> Any: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -104,8 +114,14 @@ class CheckContext:
     queries: list[AuthoredQuery]
     domain: Callable[[], DomainReader]  # opens a fresh read-only connection
     prior_releases: list[dict[str, Any]]  # earlier approved releases of the author and authorization
+    # each {"id": str, "artifacts": [{"name": str, "path": str, "media_type": str}, …]}: the
+    # released files (see differencing.py); other keys are ignored
     thresholds: Thresholds = field(default_factory=Thresholds)
     pseudonym_patterns: list[str] = field(default_factory=list)  # how gateway pseudonyms look
+    derived_dir: Path | None = None  # where checks write files they derive (re-encoded images);
+    # None: a ``derived`` folder beside each artifact
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # shared by the checks of one run (tables loaded once); never persisted
 
 
 Check = Callable[[CheckContext], list[CheckResult]]

@@ -1,0 +1,228 @@
+"""Check "identifiers": personal and entity identifiers in every cell, column name and text.
+
+Scans every string column (and integer columns, where IDs and phone numbers end up when a CSV
+is read), every column name, and the text of TXT, Markdown, HTML and JSON files with the
+detectors of ``detectors.py``. Low-cardinality columns are scanned once per distinct value.
+
+Verdicts, per artifact (the worst finding wins):
+
+- FAIL: a resident ID whose MOD 11-2 check holds, a gateway pseudonym, a vehicle plate; and the
+  kinds whose check is weak or absent (credit code, bank card, mobile, 15-digit ID, passport,
+  landline) when the evidence is more than chance: at least half of a column's values are of
+  that kind, or the column name or the surrounding text names it (``手机``, ``卡号``, …).
+- REVIEW: a near miss (the structure of a resident ID or credit code with a wrong check
+  character: mistyped or made-up), and weak kinds found only here and there: a random 11-digit
+  number starts like a mobile number about 6% of the time, a random 16-digit one passes Luhn
+  with a card prefix about 3% of the time, so a few such cells are a question, not a finding.
+- PASS: nothing found.
+
+Evidence lists, per column or text, the kind, how many cells, and at most three masked examples.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from release_review.checks.base import Artifact, CheckContext, CheckResult, Verdict
+from release_review.checks.detectors import (
+    KIND_LABELS, KIND_NAMES, NEAR, VALID, Hits, Kind, integers_as_text, scan_strings,
+)
+from release_review.checks.masking import mask_identifier
+from release_review.checks.tables import TableError, format_of, load_table, load_text
+
+CHECK = "identifiers"
+ALWAYS_FAIL = frozenset({Kind.RESIDENT_ID, Kind.PSEUDONYM, Kind.PLATE})
+COLUMN_SHARE = 0.5  # a weak kind in at least this share of a column's values is no accident
+DEDUP_SAMPLE = 20_000
+CONTEXT = {
+    Kind.MOBILE: r"电话|手机|联系|号码|tel|phone|mobile|cell",
+    Kind.LANDLINE: r"电话|座机|联系|号码|tel|phone|fax|传真",
+    Kind.BANK_CARD: r"卡号|银行|账号|账户|card|account|acct|bank|iban",
+    Kind.CREDIT_CODE: r"信用代码|社会信用|统一代码|企业代码|机构代码|credit|uscc|企业|单位|公司",
+    Kind.RESIDENT_ID_15: r"身份证|身份号|证件|公民|id_?card|id_?no|resident",
+    Kind.PASSPORT: r"护照|passport|通行证|证件|permit",
+}
+CONTEXT_RE = {k: re.compile(v, re.IGNORECASE) for k, v in CONTEXT.items()}
+
+
+@dataclass
+class Finding:
+    where: str
+    kind: Kind
+    status: int
+    cells: int
+    examples: list[str]
+    verdict: Verdict
+
+    def to_json(self) -> dict:
+        return {
+            "where": self.where, "kind": KIND_NAMES[self.kind], "label": KIND_LABELS[self.kind],
+            "status": "valid" if self.status == VALID else "near_miss", "cells": self.cells,
+            "examples": self.examples, "verdict": str(self.verdict),
+        }
+
+
+def run(ctx: CheckContext) -> list[CheckResult]:
+    patterns = [re.compile(p) for p in ctx.pseudonym_patterns]
+    results = []
+    for artifact in ctx.artifacts:
+        if format_of(artifact) in (None, "png"):
+            continue  # the type gate refuses other types and re-encodes images
+        results.append(_judge(ctx, artifact, patterns))
+    if not results:
+        results.append(CheckResult(CHECK, Verdict.PASS,
+                                   "No tables or text in this request to scan for identifiers."))
+    return results
+
+
+def _judge(ctx: CheckContext, artifact: Artifact, patterns: list[re.Pattern]) -> CheckResult:
+    unreadable = None
+    try:
+        table = load_table(ctx, artifact)
+    except TableError as e:
+        table, unreadable = None, str(e)
+    if table is not None:
+        findings, scanned = scan_table(table, patterns)
+    else:
+        text = _raw_text(artifact) if unreadable else load_text(ctx, artifact) or ""
+        findings, scanned = scan_text(text, patterns)
+    return _result(artifact, findings, scanned, unreadable)
+
+
+def _raw_text(artifact: Artifact) -> str:
+    try:
+        return artifact.path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def _result(artifact: Artifact, findings: list[Finding], scanned: int,
+            unreadable: str | None) -> CheckResult:
+    evidence = {"cells_scanned": scanned, "findings": [f.to_json() for f in findings]}
+    if unreadable:
+        evidence["unreadable_table"] = unreadable
+    if not findings:
+        return CheckResult(CHECK, Verdict.PASS,
+                           f"No identifiers found in {scanned:,} cells or lines.",
+                           artifact.name, evidence)
+    worst = Verdict.FAIL if any(f.verdict is Verdict.FAIL for f in findings) else Verdict.REVIEW
+    shown = [f for f in findings if f.verdict is worst]
+    listed = "; ".join(f"{KIND_NAMES[f.kind]}{' (near miss)' if f.status == NEAR else ''} "
+                       f"in {f.where} ({f.cells:,} cells)" for f in shown[:4])
+    more = f" and {len(shown) - 4} more" if len(shown) > 4 else ""
+    if worst is Verdict.FAIL:
+        reason = f"Identifiers found: {listed}{more}."
+        suggestion = ("Remove these columns or values (pseudonyms too: they link records "
+                      "across releases), or release aggregates instead of records.")
+    else:
+        reason = f"Possible identifiers need a look: {listed}{more}."
+        suggestion = ("Confirm these are not identifiers (e.g. codes or amounts that merely look "
+                      "like one), or remove them.")
+    return CheckResult(CHECK, worst, reason, artifact.name, evidence, suggestion)
+
+
+# --- tables ----------------------------------------------------------------------------
+
+
+def scan_table(table: pa.Table, patterns: list[re.Pattern]) -> tuple[list[Finding], int]:
+    """Findings per column (and in the column names); the number of cells scanned."""
+    findings: list[Finding] = []
+    names = pa.array([str(n) for n in table.column_names], pa.string())
+    findings += _findings(scan_strings(names, patterns), names, None, "column names",
+                          lambda i: names[i].as_py(), len(names))
+    for name, col in zip(table.column_names, table.columns):
+        findings += scan_column(str(name), col, patterns)
+    return findings, table.num_rows * table.num_columns
+
+
+def scan_column(name: str, col: pa.ChunkedArray | pa.Array,
+                patterns: list[re.Pattern]) -> list[Finding]:
+    typ = col.type
+    if pa.types.is_dictionary(typ):
+        col = col.cast(typ.value_type)
+        typ = typ.value_type
+    present = len(col) - col.null_count
+    if present == 0:
+        return []
+    where = f"column {name!r}"
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        values, weights = _distinct(col)
+        hits = scan_strings(values, patterns)
+        return _findings(hits, values, weights, where, lambda i: name, present)
+    as_text = integers_as_text(col)
+    if as_text is None:
+        return []
+    _, strings = as_text
+    return _findings(scan_strings(strings, patterns), strings, None, where, lambda i: name,
+                     present)
+
+
+def _distinct(col: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray | None]:
+    """The values to scan and how many cells each stands for (None: one each).
+
+    Distinct values only pay off when there are few, so a sample decides."""
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(arr) <= DEDUP_SAMPLE:
+        return arr, None
+    sample = arr.slice(0, DEDUP_SAMPLE)
+    if len(sample.unique()) > DEDUP_SAMPLE // 4:
+        return arr, None
+    encoded = arr.dictionary_encode()
+    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False))
+    weights = np.bincount(indices[indices >= 0], minlength=len(encoded.dictionary))
+    return encoded.dictionary, weights
+
+
+def _findings(hits: Hits, values: pa.Array, weights: np.ndarray | None, where: str,
+              context_of, present: int) -> list[Finding]:
+    """One finding per (kind, status) in one column or text."""
+    out = []
+    if not len(hits):
+        return out
+    for kind in np.unique(hits.kind):
+        for status in (VALID, NEAR):
+            sel = np.flatnonzero((hits.kind == kind) & (hits.status == status))
+            if not sel.size:
+                continue
+            cells = np.unique(hits.cell[sel])
+            count = int(weights[cells].sum()) if weights is not None else int(cells.size)
+            k = Kind(int(kind))
+            examples = list(dict.fromkeys(
+                mask_identifier(hits.token(int(i), values), KIND_NAMES[k]) for i in sel[:20]))[:3]
+            context = any(_has_context(k, context_of(int(c))) for c in cells[:1000])
+            verdict = _verdict(k, status, count / present, context)
+            out.append(Finding(where, k, status, count, examples, verdict))
+    return out
+
+
+def _has_context(kind: Kind, text: str | None) -> bool:
+    rx = CONTEXT_RE.get(kind)
+    return bool(rx and text and rx.search(text))
+
+
+def _verdict(kind: Kind, status: int, share: float, context: bool) -> Verdict:
+    if status == NEAR:
+        return Verdict.REVIEW
+    if kind in ALWAYS_FAIL or share >= COLUMN_SHARE or context:
+        return Verdict.FAIL
+    return Verdict.REVIEW
+
+
+# --- text ------------------------------------------------------------------------------
+
+
+def scan_text(text: str, patterns: list[re.Pattern]) -> tuple[list[Finding], int]:
+    """Findings in free text, by line; context is the line a token is on."""
+    lines = pa.array(text.split("\n"), pa.string())
+    hits = scan_strings(lines, patterns)
+    findings = []
+    for f in _findings(hits, lines, None, "text", lambda i: lines[i].as_py(), 10**12):
+        sel = np.flatnonzero((hits.kind == f.kind) & (hits.status == f.status))
+        first = sorted(set((hits.cell[sel] + 1).tolist()))[:10]
+        f.where = "line " + ", ".join(map(str, first)) + (" …" if f.cells > len(first) else "")
+        findings.append(f)
+    return findings, len(lines)
