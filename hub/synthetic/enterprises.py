@@ -205,6 +205,8 @@ def _names(rng, kind, district, industry, legal_form) -> pa.Array:
         "region": rng.choice(3, size=m, p=(0.35, 0.45, 0.20)),  # 云南 / 昆明 / 昆明市<district>
         "c1": rng.integers(0, len(TRADE_NAME_CHARS), m),
         "c2": rng.integers(0, len(TRADE_NAME_CHARS), m),
+        # a third character for some (0 = none), and for every name redrawn after a clash
+        "c3": np.where(rng.random(m) < 0.7, 0, rng.integers(1, len(TRADE_NAME_CHARS) + 1, m)),
     }
     for _ in range(64):
         names = _compose_names(kind, district, word, legal_form, **parts)
@@ -216,24 +218,27 @@ def _names(rng, kind, district, industry, legal_form) -> pa.Array:
             return names
         parts["c1"][dup] = rng.integers(0, len(TRADE_NAME_CHARS), dup.sum())
         parts["c2"][dup] = rng.integers(0, len(TRADE_NAME_CHARS), dup.sum())
+        parts["c3"][dup] = rng.integers(1, len(TRADE_NAME_CHARS) + 1, dup.sum())
     raise RuntimeError("could not make enterprise names unique")
 
 
-def _compose_names(kind, district, word, legal_form, shop, product, region, c1, c2) -> pa.Array:
+def _compose_names(kind, district, word, legal_form, shop, product, region, c1, c2, c3
+                   ) -> pa.Array:
     m = len(kind)
     chars = col.Vocab.of(list(TRADE_NAME_CHARS))
+    third = col.Vocab.of(["", *TRADE_NAME_CHARS])
     district_names = col.Vocab.of(["", *(d.name for d in DISTRICTS)])
     company = col.concat([
         (col.Vocab.of(["云南", "昆明", "昆明市"]), region),
         (district_names, np.where(region == 2, district + 1, 0)),
-        (chars, c1), (chars, c2), (INDUSTRY_WORDS, word),
+        (chars, c1), (chars, c2), (third, c3), (INDUSTRY_WORDS, word),
         (col.Vocab.of(["有限公司", "股份有限公司", "经营部", "合伙企业（有限合伙）"]), np.minimum(legal_form, 3)),
     ], m, valid=kind == KIND_COMPANY)
     individual = col.concat([
-        (district_names, district + 1), (chars, c1), (chars, c2), (SHOP_VOCAB, shop),
+        (district_names, district + 1), (chars, c1), (chars, c2), (third, c3), (SHOP_VOCAB, shop),
     ], m, valid=kind == KIND_INDIVIDUAL)
     coop = col.concat([
-        (district_names, district + 1), (chars, c1), (chars, c2),
+        (district_names, district + 1), (chars, c1), (chars, c2), (third, c3),
         (col.Vocab.of(COOP_PRODUCTS), product), "种植专业合作社",
     ], m, valid=kind == KIND_COOP)
     return pc.coalesce(company, individual, coop)

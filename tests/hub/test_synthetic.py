@@ -403,3 +403,16 @@ def test_credit_codes_stay_unique_when_collisions_are_certain() -> None:
     values = codes.to_numpy(zero_copy_only=False)
     assert len(set(values)) == m
     assert all(uscc_valid(c) for c in values[:1000])
+
+
+def test_enterprise_names_stay_unique_in_a_crowded_register() -> None:
+    """300k retail companies in one district: far more than two-character trade names allow."""
+    from hub.synthetic.enterprises import _names
+
+    m = 300_000
+    zeros = np.zeros(m, dtype=np.int64)
+    retail = np.full(m, 5)  # section F
+    names = _names(np.random.default_rng(2), zeros, zeros, retail, zeros).to_numpy(
+        zero_copy_only=False)
+    assert len(set(names)) == m
+    assert all(n.endswith("有限公司") for n in names[:100])
