@@ -16,6 +16,7 @@ Caches live in ``build/sandbox_image/`` at the top of the checkout (gitignored),
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
 import time
@@ -85,7 +86,7 @@ def ensure_image(
     image = f"{repository}:{(src / 'VERSION').read_text().strip()}"
     steps: dict[str, float] = {}
     dockercli.check_engine()
-    with _progress(console) as progress:
+    with _cache_lock(cache, console), _progress(console) as progress:
         task = progress.add_task("base image", total=None)
         with _timed(steps, "base"):
             if base is None:
@@ -131,6 +132,19 @@ def ensure_image(
             )
         progress.update(build, completed=progress.tasks[build].total or 1, description="built")
     return _result(image, digest, False, started, steps)
+
+
+@contextmanager
+def _cache_lock(cache: Path, console: Console) -> Iterator[None]:
+    """One build at a time per cache dir (the staged context and wheelhouse are shared)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            console.print(f"waiting for another image build using {cache}")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 @contextmanager

@@ -44,18 +44,19 @@ def run_logged(
             )
         except FileNotFoundError as exc:
             raise BuildError(f"{what}: command not found: {cmd[0]}") from exc
-        if stdin is not None:
-            assert proc.stdin is not None
-            proc.stdin.write(stdin)
-            proc.stdin.close()
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            out.write(line + "\n")
-            tail.append(line)
-            if on_line is not None:
-                on_line(line)
-        code = proc.wait()
+        with proc:  # closes the pipes however the loop ends
+            if stdin is not None:
+                assert proc.stdin is not None
+                proc.stdin.write(stdin)
+                proc.stdin.close()
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                out.write(line + "\n")
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+            code = proc.wait()
         out.write(f"[exit {code}]\n")
     if code != 0:
         raise BuildError(f"{what} failed with exit code {code}", log, "\n".join(tail))

@@ -7,6 +7,8 @@ Each test looks inside a real container of the image started with the hub's hard
 from __future__ import annotations
 
 import json
+import shutil
+import uuid
 
 import pytest
 
@@ -60,6 +62,31 @@ def test_image_is_reused_while_its_inputs_are_unchanged(sandbox_image):
     again = ensure_image()
     assert again.reused is True
     assert again.image_id == sandbox_image.image_id
+
+
+def test_a_changed_input_is_rebuilt_then_reused(sandbox_image, tmp_path):
+    """A copy of sandbox_image/ with one client line more builds a new image beside the real
+    one, carrying the edit; asked again, the builder reuses it."""
+    src = tmp_path / "sandbox_image"
+    shutil.copytree(SRC, src, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    init = src / "client" / "shuyu" / "__init__.py"
+    edit = f"\nREBUILD_PROBE = {uuid.uuid4().hex!r}\n"
+    init.write_text(init.read_text() + edit)
+    repository = f"shuyu-sandbox-test-{uuid.uuid4().hex[:8]}"
+    version = (src / "VERSION").read_text().strip()
+    try:
+        first = ensure_image(src=src, repository=repository)
+        second = ensure_image(src=src, repository=repository)
+        carried = docker("run", "--rm", *HARDENED, first.ref, "python", "-c",
+                         "import shuyu; print(shuyu.REBUILD_PROBE)").stdout.strip()
+    finally:
+        for ref in (f"{repository}:{version}", f"{repository}:latest"):
+            docker("rmi", ref, check=False)
+    assert first.reused is False
+    assert first.context_hash != sandbox_image.context_hash
+    assert first.image_id != sandbox_image.image_id
+    assert (second.reused, second.image_id) == (True, first.image_id)
+    assert repr(carried) in edit
 
 
 def test_image_runs_as_the_analyst_not_root(sandbox_image, idle_sandbox):
