@@ -70,6 +70,11 @@ class GatewayConfig(BaseSettings):
         8 << 20, ge=1 << 10,
         description="Target size of one result page (Arrow IPC stream), bytes.",
     )
+    inline_page_bytes: int = Field(
+        256 << 10, ge=0,
+        description="A one-page result up to this size also comes inside the query's response "
+        "(base64), saving the client a request; 0 turns this off. Bytes.",
+    )
     max_result_bytes: int = Field(
         512 << 20, ge=1 << 10,
         description="Largest result (all pages) the gateway holds for one query, bytes.",

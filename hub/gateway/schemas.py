@@ -6,6 +6,8 @@ built from them in the routes and are what clients (``shuyu``) read.
 
 from __future__ import annotations
 
+import base64
+
 from pydantic import BaseModel, Field
 
 from hub.catalog.enums import AccessMode, IdentifierClass
@@ -53,6 +55,9 @@ class QueryResultPublic(BaseModel):
     ledger_index: int = Field(description="Index of this query's entry in the ledger.")
     duration_ms: float
     notes: list[str]
+    first_page: str | None = Field(
+        None, description="Page 0 itself (base64 of its Arrow IPC bytes) when the result is "
+        "one small page; the page URL serves the same bytes.")
 
     @classmethod
     def from_outcome(cls, o: QueryOutcome, page_url: str) -> "QueryResultPublic":
@@ -64,6 +69,7 @@ class QueryResultPublic(BaseModel):
             groups_suppressed=o.groups_suppressed, truncated=o.truncated,
             row_limit=o.row_limit, result_sha256=o.result_sha256,
             ledger_index=o.ledger_index, duration_ms=round(o.duration_ms, 3), notes=o.notes,
+            first_page=base64.b64encode(o.first_page).decode() if o.first_page else None,
         )
 
 

@@ -69,6 +69,7 @@ class QueryOutcome:
     row_limit: int
     result_sha256: str
     ledger_index: int
+    first_page: bytes | None
     duration_ms: float
     notes: list[str] = field(default_factory=list)
 
@@ -143,6 +144,8 @@ class QueryService:
             rows=execution.table.num_rows, pages=[len(p) for p in pages],
             groups_suppressed=execution.removed, truncated=execution.truncated,
             row_limit=self.config.max_rows, result_sha256=digest, ledger_index=index,
+            first_page=pages[0] if len(pages) == 1 and len(pages[0]) <= (
+                self.config.inline_page_bytes) else None,
             duration_ms=duration, notes=_notes(plan, record, execution, self.config.max_rows),
         )
 

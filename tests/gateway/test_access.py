@@ -6,6 +6,7 @@ Expected results are computed independently with DuckDB straight from the domain
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import sqlite3
 import time
@@ -190,7 +191,7 @@ def test_row_limit_and_pages(gateway, ledger) -> None:
     meta, table = gateway.rows("alice", sql)
     assert meta["rows"] == table.num_rows == ROW_LIMIT
     assert meta["truncated"] and f"{ROW_LIMIT:,}" in " ".join(meta["notes"])
-    assert meta["pages"] > 1
+    assert meta["pages"] > 1 and meta["first_page"] is None
     pages = [gateway.page("alice", meta, n).content for n in range(meta["pages"])]
     assert hashlib.sha256(b"".join(pages)).hexdigest() == meta["result_sha256"]
     entry = ledger.last("query", query_id=meta["query_id"])
@@ -285,6 +286,7 @@ def test_each_query_is_in_the_ledger_before_its_result(gateway, ledger, hub_admi
     pages = [gateway.page("alice", meta, n).content for n in range(meta["pages"])]
     assert hashlib.sha256(b"".join(pages)).hexdigest() == d["result_sha256"]
     assert pa.ipc.open_stream(pages[0]).read_all().num_rows == meta["rows"]
+    assert base64.b64decode(meta["first_page"]) == pages[0]  # small results come inline too
 
 
 def test_no_result_when_the_ledger_cannot_record(gateway, world, ledger) -> None:

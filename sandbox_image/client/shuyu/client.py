@@ -8,6 +8,7 @@ returned (``ResultIntegrityError`` otherwise).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -178,7 +179,10 @@ class Client:
         tables = []
         with page_progress(show, total, meta["rows"]) as advance:
             for n in range(meta["pages"]):
-                data = self._request("GET", meta["page_url"].format(page=n)).content
+                if n == 0 and meta.get("first_page"):
+                    data = base64.b64decode(meta["first_page"])
+                else:
+                    data = self._request("GET", meta["page_url"].format(page=n)).content
                 digest.update(data)
                 tables.append(pa.ipc.open_stream(data).read_all())
                 advance(len(data))
