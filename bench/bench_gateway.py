@@ -163,6 +163,7 @@ def time_both(client: Any, direct: duckdb.DuckDBPyConnection, sql: str, repeats:
 def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from shuyu import Client
+
     from tests.gateway.hubprocess import RealHub
 
     started = time.perf_counter()

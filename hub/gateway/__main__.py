@@ -11,16 +11,18 @@ import sys
 
 import uvicorn
 
+from hub.catalog.exceptions import CatalogError
 from hub.gateway.config import ConfigError, load_gateway_config
 from hub.gateway.main import create_app
+from ledger.exceptions import LedgerError
 
 
 def main() -> None:
     try:
         config = load_gateway_config()
         app = create_app(config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
+    except (ConfigError, CatalogError, LedgerError, OSError) as e:
+        print(f"error: the gateway cannot start: {e}", file=sys.stderr)
         sys.exit(2)
     host, port = config.bind
     uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,

@@ -41,7 +41,8 @@ from hub.gateway.sources import ENTITY, entity_column, quote
 
 COUNT_COLUMN = "__shuyu_n{}"
 OUTPUT_WRAPPERS = (*sqlrules.ARITHMETIC, exp.Round, exp.Cast, exp.TryCast, exp.Abs)
-VALUE_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.DataType, exp.DataTypeParam,
+VALUE_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, exp.DataType,
+               exp.DataTypeParam,
                exp.Cast, exp.TryCast, *sqlrules.ARITHMETIC)
 JOINS_ALLOWED = {("", ""), ("", "INNER"), ("LEFT", ""), ("LEFT", "OUTER")}
 

@@ -1,4 +1,4 @@
-"""Keyed pseudonyms for direct identifiers (GB/T 37964 假名化; keys apart from data, GB/T 35273 §6.2).
+"""Keyed pseudonyms for direct identifiers (GB/T 37964 假名化), keys kept apart (GB/T 35273 §6.2).
 
 A direct identifier never leaves the gateway in clear. In every query the gateway replaces each
 direct-identifier column of a dataset by its pseudonym ``ps_`` + the first 32 hex digits of

@@ -21,12 +21,12 @@ columns a query does not use, so unused pseudonyms cost nothing.
 
 from __future__ import annotations
 
+from sqlglot import exp
+
 from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.catalog.records import DatasetRecord, Grant
 from hub.gateway.policy import DIALECT, Plan
 from hub.gateway.pseudonyms import pseudonym_sql
-
-from sqlglot import exp
 
 ENTITY = "__shuyu_entity"
 PLACEHOLDER = "__shuyu_src_{}"

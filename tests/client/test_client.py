@@ -15,7 +15,6 @@ import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
-
 import shuyu
 from shuyu.client import Client
 

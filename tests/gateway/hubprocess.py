@@ -1,4 +1,4 @@
-"""A real JupyterHub for tests: a subprocess on loopback ports with the gateway as a managed service.
+"""A real JupyterHub for tests: a subprocess on loopback ports, the gateway as its managed service.
 
 ``RealHub.start(data_dir, …)`` writes a small config that loads ``hub/jupyterhub_config.py``
 (the production base config) and adds only a test administrator service with a random token,

@@ -14,8 +14,8 @@ authorization agreements:
 - ``second``: bob — enterprises row-level again (bob must name the authorization he works under);
 - ``late``: dave — enterprises, but the term starts next year.
 
-Users: alice, bob, carol, dave, frank (analysts; frank gets a short agreement in a test), erin (an analyst of another operator, with no
-agreement), zhang.wei (the authority's user).
+Users: alice, bob, carol, dave, frank (analysts; frank gets a short agreement in a test), erin
+(an analyst of another operator, with no agreement), zhang.wei (the authority's user).
 """
 
 from __future__ import annotations
