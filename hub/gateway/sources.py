@@ -82,7 +82,7 @@ def render(plan: Plan) -> tuple[str, bool]:
         replacements[quote(name)] = sub
         table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),
                                 alias=table.args.get("alias")))
-    sql = plan.tree.sql(dialect=DIALECT)
+    sql = plan.tree.sql(dialect=DIALECT, comments=False)  # the analyst's comments stay out
     for placeholder, sub in replacements.items():
         if sql.count(placeholder) != 1:
             raise RuntimeError(f"source placeholder {placeholder} rendered "

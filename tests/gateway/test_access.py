@@ -311,6 +311,14 @@ def test_no_result_when_the_ledger_cannot_record(gateway, world, ledger) -> None
     assert gateway.query("alice", "SELECT count(*) AS n FROM enterprises").status_code == 200
 
 
+def test_comments_never_reach_the_engine(gateway) -> None:
+    """Comments are dropped from what runs: they cannot smuggle SQL or reserved names."""
+    for sql in ('SELECT count(*) AS n FROM enterprises /* "__shuyu_src_0" */',
+                "SELECT count(*) AS n -- */ , getenv('HOME') /*\nFROM enterprises"):
+        meta, table = gateway.rows("alice", sql)
+        assert table.column_names == ["n"] and meta["rows"] == 1
+
+
 # --- datasets ---------------------------------------------------------------------------------
 
 
