@@ -294,19 +294,22 @@ def _upper(m: np.ndarray) -> np.ndarray:
 
 def _classify_width(width: int, m: np.ndarray, r: np.ndarray, best: _Best) -> None:
     digits = _all_digits(m)
+    id_like = np.zeros(len(m), bool)  # a resident ID's structure is no bank card
     if width == 18:
         upper = _upper(m)
         structure, ok = resident_id_18(upper)
+        id_like = structure
         best.offer(r, ok, Kind.RESIDENT_ID, VALID)
         best.offer(r, structure & ~ok, Kind.RESIDENT_ID, NEAR)
         cstruct, org_ok, overall_ok = credit_code(upper)
+        id_like |= cstruct
         both = org_ok & overall_ok
         best.offer(r, both, Kind.CREDIT_CODE, VALID)
         best.offer(r, cstruct & (org_ok ^ overall_ok), Kind.CREDIT_CODE, NEAR)
     if width == 15:
         best.offer(r, resident_id_15(m), Kind.RESIDENT_ID_15, VALID)
     if 15 <= width <= 19 and digits.any():
-        idx = np.flatnonzero(digits)
+        idx = np.flatnonzero(digits & ~id_like)
         mm = m[idx]
         ok = luhn(mm) & card_issuer(mm)
         best.offer(r[idx], ok, Kind.BANK_CARD, VALID)

@@ -9,7 +9,9 @@ Verdicts, per artifact (the worst finding wins):
 - FAIL: a resident ID whose MOD 11-2 check holds, a gateway pseudonym, a vehicle plate; and the
   kinds whose check is weak or absent (credit code, bank card, mobile, 15-digit ID, passport,
   landline) when the evidence is more than chance: at least half of a column's values are of
-  that kind, or the column name or the surrounding text names it (``手机``, ``卡号``, …).
+  that kind, or the column name or the surrounding text names it (``手机``, ``卡号``, …). In
+  prose (TXT, Markdown, HTML, JSON text) a valid mobile, card or credit code fails outright;
+  15-digit IDs, passports and landlines need a naming word on their line or the 3 before.
 - REVIEW: a near miss (the structure of a resident ID or credit code with a wrong check
   character: mistyped or made-up), and weak kinds found only here and there: a random 11-digit
   number starts like a mobile number about 6% of the time, a random 16-digit one passes Luhn
@@ -36,6 +38,7 @@ from release_review.checks.tables import TableError, format_of, load_table, load
 
 CHECK = "identifiers"
 ALWAYS_FAIL = frozenset({Kind.RESIDENT_ID, Kind.PSEUDONYM, Kind.PLATE})
+TEXT_CONTEXT_NEEDED = frozenset({Kind.RESIDENT_ID_15, Kind.PASSPORT, Kind.LANDLINE})
 COLUMN_SHARE = 0.5  # a weak kind in at least this share of a column's values is no accident
 DEDUP_SAMPLE = 20_000
 CONTEXT = {
@@ -212,6 +215,16 @@ def _verdict(kind: Kind, status: int, share: float, context: bool) -> Verdict:
     return Verdict.REVIEW
 
 
+def _text_verdict(kind: Kind, status: int, context: bool) -> Verdict:
+    """In prose a number shaped like a mobile, card or credit code is rarely chance (unlike
+    a column of random codes); the check-less kinds still need a word that names them."""
+    if status == NEAR:
+        return Verdict.REVIEW
+    if kind in TEXT_CONTEXT_NEEDED and not context:
+        return Verdict.REVIEW
+    return Verdict.FAIL
+
+
 # --- text ------------------------------------------------------------------------------
 
 
@@ -222,7 +235,14 @@ def scan_text(text: str, patterns: list[re.Pattern]) -> tuple[list[Finding], int
     findings = []
     for f in _findings(hits, lines, None, "text", lambda i: lines[i].as_py(), 10**12):
         sel = np.flatnonzero((hits.kind == f.kind) & (hits.status == f.status))
+        context = any(_has_context(f.kind, _window(lines, int(c))) for c in hits.cell[sel][:1000])
+        f.verdict = _text_verdict(f.kind, f.status, context)
         first = sorted(set((hits.cell[sel] + 1).tolist()))[:10]
         f.where = "line " + ", ".join(map(str, first)) + (" …" if f.cells > len(first) else "")
         findings.append(f)
     return findings, len(lines)
+
+
+def _window(lines: pa.Array, line: int) -> str:
+    """A line and the 3 before it (a table's header row names the column of a cell)."""
+    return " ".join(v or "" for v in lines[max(line - 3, 0):line + 1].to_pylist())

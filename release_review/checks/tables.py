@@ -128,9 +128,11 @@ def _read_csv(artifact: Artifact) -> pa.Table:
                 read_options=pacsv.ReadOptions(encoding=encoding),
                 parse_options=pacsv.ParseOptions(newlines_in_values=True),
             )
+        except UnicodeDecodeError as e:  # in the header row
+            error: Exception = e
         except pa.ArrowInvalid as e:
             error = e
-            if "UTF8" not in str(e) and "utf8" not in str(e).lower():
+            if "utf8" not in str(e).lower():
                 break
     raise TableError(f"{artifact.name} is not a readable CSV file: {error}")
 
