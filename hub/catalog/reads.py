@@ -2,16 +2,19 @@
 
 The gateway checks every query against the catalog (``access.check_user_can_query``), so these
 reads avoid the ORM's per-relationship loads: a dataset is two queries, any number of
-authorizations is four. Each function takes an open connection, so the caller decides the
-transaction (one snapshot for all the queries of a check).
+authorizations is four. ``query_context`` — what one check needs — uses statements built once
+at import and reads only the rows of the one user and dataset asked about. Each function takes
+an open connection, so the caller decides the transaction (one snapshot for all the queries of a
+check).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, select
+from sqlalchemy import Connection, and_, bindparam, exists, select
 
 from hub.catalog.enums import (
     AccessMode,
@@ -140,3 +143,69 @@ def _authorization(r: Any, team: set[str], scope: list[DatasetScope]) -> Authori
         if r["status_changed_by_role"] else None,
         revision=r["revision"],
     )
+
+
+# --- the query-time check: prebuilt statements ------------------------------------------------
+
+_DATASET = (
+    select(D, P.c.name.label("provider_name"))
+    .join(P, P.c.id == D.c.provider_id)
+    .where(D.c.name == bindparam("dataset"))
+)
+_COLUMNS = select(C).where(C.c.dataset_id == bindparam("dataset_id")).order_by(C.c.position)
+_COVERING = (
+    select(A, OP.c.name.label("operator_name"), AD.c.id.label("scope_id"),
+           AD.c.access_mode.label("scope_mode"), AD.c.epsilon.label("scope_epsilon"))
+    .join(OP, OP.c.id == A.c.operator_id)
+    .join(AD, AD.c.authorization_id == A.c.id)
+    .join(AA, AA.c.authorization_id == A.c.id)
+    .join(AN, AN.c.id == AA.c.analyst_id)
+    .where(AD.c.dataset_id == bindparam("dataset_id"), AN.c.user_name == bindparam("user"))
+    .order_by(A.c.created_at, A.c.id)
+)
+_SCOPE_COLUMNS = select(AC.c.scope_id, AC.c.column_name).where(
+    AC.c.scope_id.in_(bindparam("scope_ids", expanding=True))
+)
+
+
+def _one_dataset(conn: Connection, name: str) -> tuple[int | None, DatasetRecord | None]:
+    row = conn.execute(_DATASET, {"dataset": name}).mappings().first()
+    if row is None:
+        return None, None
+    columns = tuple(
+        ColumnRecord(c["name"], c["type"], IdentifierClass(c["identifier_class"]),
+                     bool(c["group_by_allowed"]), c["description"], c["label"])
+        for c in conn.execute(_COLUMNS, {"dataset_id": row["id"]}).mappings()
+    )
+    return row["id"], _dataset(row, columns)
+
+
+def dataset(conn: Connection, name: str) -> DatasetRecord | None:
+    """One dataset by name (prebuilt statements: the gateway asks for it on every query)."""
+    return _one_dataset(conn, name)[1]
+
+
+def query_context(
+    conn: Connection, user: str, dataset: str
+) -> tuple[DatasetRecord | None, list[AuthorizationRecord]]:
+    """The dataset and partial views of the agreements naming `user` and it (see storage)."""
+    ds_id, ds = _one_dataset(conn, dataset)
+    if ds is None:
+        return None, []
+    rows = conn.execute(_COVERING, {"dataset_id": ds_id, "user": user}).mappings().all()
+    if not rows:
+        return ds, []
+    scoped: dict[int, set[str]] = defaultdict(set)
+    scope_ids = [r["scope_id"] for r in rows]
+    for scope_id, name in conn.execute(_SCOPE_COLUMNS, {"scope_ids": scope_ids}):
+        scoped[scope_id].add(name)
+    views = [
+        replace(
+            _authorization(r, {user}, [DatasetScope(dataset, AccessMode(r["scope_mode"]),
+                                                    r["scope_epsilon"],
+                                                    frozenset(scoped[r["scope_id"]]))]),
+            partial=True,
+        )
+        for r in rows
+    ]
+    return ds, views

@@ -187,6 +187,7 @@ class AuthorizationRecord:
     status_reason: str = ""
     status_changed_by_role: Role | None = None
     revision: int = 0
+    partial: bool = False  # a query-time view: scope and analysts cut down; never written back
 
     def scope_for(self, dataset: str) -> DatasetScope | None:
         for item in self.scope:

@@ -168,8 +168,7 @@ class SqlAlchemyCatalogStore:
 
     def get_dataset(self, name: str) -> DatasetRecord | None:
         with self._snapshot() as conn:
-            found = reads.datasets(conn, name)
-            return found[0] if found else None
+            return reads.dataset(conn, name)
 
     def list_datasets(self) -> list[DatasetRecord]:
         with self._snapshot() as conn:
@@ -222,12 +221,13 @@ class SqlAlchemyCatalogStore:
     def query_context(
         self, user: str, dataset: str
     ) -> tuple[DatasetRecord | None, list[AuthorizationRecord]]:
-        """The dataset and the agreements naming both `user` and it, from one snapshot."""
+        """The dataset and the agreements naming both `user` and it, from one snapshot.
+
+        The agreements are partial views (``partial=True``): their scope holds only `dataset`
+        and their analysts only `user`.
+        """
         with self._snapshot() as conn:
-            found = reads.datasets(conn, dataset)
-            if not found:
-                return None, []
-            return found[0], reads.authorizations(conn, analyst=user, dataset=dataset)
+            return reads.query_context(conn, user, dataset)
 
     def get_data_request(self, request_id: str) -> DataRequestRecord | None:
         with self._session() as s:
@@ -368,6 +368,8 @@ class SqlAlchemyCatalogStore:
         mapping.fill_analyst(row, rec, operator)
 
     def _write_authorization(self, session: Session, rec: AuthorizationRecord) -> None:
+        if rec.partial:
+            raise CatalogError(f"refusing to store a partial view of authorization {rec.id}")
         row = self._claim(session, Authorization, Authorization.id, rec.id, rec,
                           f"authorization {rec.id}")
         operator = _require(session, Operator, Operator.name, rec.operator, "operator")
