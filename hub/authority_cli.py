@@ -2,8 +2,8 @@
 
 Verbs: import-catalog; dataset list|show|consent; operator create|list|officer;
 analyst add|list; authorization create|list|show|suspend|resume|revoke|extend|scope|analysts|
-expire; request create|list|approve|refuse|withdraw; check. Every change is written to the ledger
-before it takes effect, so the ledger must be initialized (`shuyu ledger init`).
+expire; request create|list|approve|refuse|withdraw; check; states. Every change is written to
+the ledger before it takes effect, so the ledger must be initialized (`shuyu ledger init`).
 
 The acting person is ``--actor`` (default ``$SHUYU_ACTOR``, else the login name); commands act
 in the authority role unless they say otherwise (``suspend --role regulator``; ``request
@@ -558,6 +558,14 @@ def request_withdraw(request_id: str, analyst_name: str, reason: str,
     with catalog(data_dir) as svc:
         req = svc.withdraw_data_request(acting(analyst_name, Role.ANALYST), request_id, reason)
         click.echo(f"data request {req.id} withdrawn")
+
+
+@authority.command("states")
+def states() -> None:
+    """Print the state machines of authorizations and data requests (Markdown + Mermaid)."""
+    from hub.catalog.states import states_markdown
+
+    click.echo(states_markdown(), nl=False)
 
 
 # --- the query-time check -------------------------------------------------------------------

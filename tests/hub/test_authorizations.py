@@ -403,3 +403,21 @@ def test_listing_filters(cat: Env) -> None:
     assert svc.list_authorizations(operator=OTHER_OPERATOR) == []
     svc.suspend(AUTHORITY, two.id, "x")
     assert [a.id for a in svc.list_authorizations(S.SUSPENDED)] == [two.id]
+
+
+def test_the_states_page_is_generated_from_the_tables() -> None:
+    from click.testing import CliRunner
+
+    from hub.catalog.states import states_markdown
+    from shuyu_server.cli import cli
+
+    page = CliRunner().invoke(cli, ["authority", "states"]).stdout
+    assert page == states_markdown()
+    for table in (AUTHORIZATION_TRANSITIONS, DATA_REQUEST_TRANSITIONS):
+        for current, moves in table.items():
+            for target, step in moves.items():
+                assert f"    {current} --> {target}: {step.event} (" in page
+            if not moves:
+                assert f"    {current} --> [*]" in page
+    for status, meaning in AUTHORIZATION_STATUS_MEANING.items():
+        assert f"- `{status}`: {meaning}" in page
