@@ -381,7 +381,8 @@ def verify(
     Exits non-zero naming the first bad entry if anything was altered, removed, reordered,
     truncated, rolled back or forked.
     """
-    from ledger import verify as v
+    from ledger import verify_sources as v
+    from ledger.verify import run_verification
 
     if sum(x is not None for x in (from_dir, url, data_dir)) != 1:
         fail("name exactly one log to verify: --from DIR, --url URL or --data-dir D")
@@ -398,7 +399,7 @@ def verify(
             lut = v.open_tiles("url", str(url), verifier, since, witnesses)
         with _progress("verifying entries") as bar:
             task = bar.add_task("verify", total=lut.checkpoint.size)
-            report = v.run_verification(
+            report = run_verification(
                 lut, jobs, lambda done, total: bar.update(task, completed=done, total=total)
             )
     finally:

@@ -37,6 +37,7 @@ from ledger.tiles import (
     tiles_for_size,
 )
 
+
 def tile_data(log: Log, tile: Tile) -> bytes:
     """The bytes of one hash tile or entry bundle, read from the stored rows as they are."""
     engine = log.store.reader
@@ -76,7 +77,9 @@ def previous_size(out: Path, log: Log, verifier: Ed25519Verifier) -> int:
     path = out / "checkpoint"
     if not path.exists():
         if (out / "tile").exists():
-            raise LedgerError(f"{out} holds tiles but no checkpoint; export into an empty directory")
+            raise LedgerError(
+                f"{out} holds tiles but no checkpoint; export into an empty directory"
+            )
         return 0
     try:
         old, _ = open_checkpoint(path.read_bytes(), verifier)
@@ -159,4 +162,3 @@ def export_tiles(
             progress(done, len(tiles))
     _write_atomic(out / "checkpoint", note)
     return ExportResult(cp.size, written, kept, removed)
-

@@ -69,7 +69,9 @@ class HttpFetcher:
 
 def split_hashes(data: bytes, width: int) -> list[bytes | None]:
     """The first `width` hashes of a hash tile; None where the tile is too short."""
-    out: list[bytes | None] = [data[i : i + HASH_SIZE] for i in range(0, width * HASH_SIZE, HASH_SIZE)]
+    out: list[bytes | None] = [
+        data[i : i + HASH_SIZE] for i in range(0, width * HASH_SIZE, HASH_SIZE)
+    ]
     whole = len(data) // HASH_SIZE
     for i in range(min(whole, width), width):
         out[i] = None

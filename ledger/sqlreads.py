@@ -54,6 +54,22 @@ def entry_rows(engine: Engine, start: int, end: int) -> list[tuple[int, bytes, b
     return _binary_rows(rows)
 
 
+def entry_pairs(engine: Engine, start: int, end: int) -> list[tuple[bytes, bytes]]:
+    """(leaf bytes, stored leaf hash) of the stored entries in [start, end), in index order.
+
+    Without the index column: the caller knows every index is present when it gets end - start
+    rows (the index is the primary key), and asks `entry_rows` for the gaps otherwise.
+    """
+    rows = _run(
+        engine,
+        "SELECT data, leaf_hash FROM ledger_entries WHERE idx >= ? AND idx < ? ORDER BY idx",
+        (start, end),
+    )
+    if all(type(a) is bytes and type(b) is bytes for a, b in rows):
+        return rows
+    return [(_blob(a), _blob(b)) for a, b in rows]
+
+
 def entry_data(engine: Engine, start: int, end: int) -> list[tuple[int, bytes]]:
     """(index, leaf bytes) of the stored entries in [start, end), in order."""
     rows = _run(
@@ -82,6 +98,17 @@ def node_hashes(engine: Engine, level: int, start: int, end: int) -> list[tuple[
         (level, start, end),
     )
     return _binary_rows(rows)
+
+
+def node_hash_list(engine: Engine, level: int, start: int, end: int) -> list[bytes]:
+    """Stored hashes of subtrees (level, n), start ≤ n < end, in order, without their index
+    (complete when end - start come back, as (level, idx) is the primary key)."""
+    rows = _run(
+        engine,
+        "SELECT hash FROM ledger_nodes WHERE level = ? AND idx >= ? AND idx < ? ORDER BY idx",
+        (level, start, end),
+    )
+    return [r[0] if type(r[0]) is bytes else _blob(r[0]) for r in rows]
 
 
 def checkpoint_rows(

@@ -80,14 +80,22 @@ class LedgerReader:
             key = keys.get((sig.name, sig.key_id))
             cosigs.append(
                 schemas.CosignaturePublic(
-                    witness=sig.name, key_id=f"{sig.key_id:08x}", time=ts, time_utc=_utc(ts),
-                    verified=bool(key and key.verify(text, raw)), line=sig.line.rstrip("\n"),
+                    witness=sig.name,
+                    key_id=f"{sig.key_id:08x}",
+                    time=ts,
+                    time_utc=_utc(ts),
+                    verified=bool(key and key.verify(text, raw)),
+                    line=sig.line.rstrip("\n"),
                 )
             )
         cp = tree.checkpoint
         return schemas.CheckpointPublic(
-            origin=cp.origin, size=cp.size, root=b64(cp.root), signed_at=tree.signed_at,
-            note=tree.note.decode(), cosignatures=cosigs,
+            origin=cp.origin,
+            size=cp.size,
+            root=b64(cp.root),
+            signed_at=tree.signed_at,
+            note=tree.note.decode(),
+            cosignatures=cosigs,
         )
 
     def checkpoint(self, size: int | None = None) -> schemas.CheckpointPublic:
@@ -120,7 +128,9 @@ class LedgerReader:
             origin=self.log.config.origin,
             vkey=self.log.verifier().vkey(),
             tree_size=self.tree_size(),
-            witnesses=[schemas.WitnessPublic(name=n, vkey=v) for n, v, _ in witness_rows(self.engine)],
+            witnesses=[
+                schemas.WitnessPublic(name=n, vkey=v) for n, v, _ in witness_rows(self.engine)
+            ],
         )
 
     def tree_size(self) -> int:
@@ -150,7 +160,9 @@ class LedgerReader:
     def _entry(index: int, row: tuple[bytes, bytes] | None) -> schemas.EntryPublic:
         if row is None:
             return schemas.EntryPublic(
-                index=index, leaf_hash="", entry=None,
+                index=index,
+                leaf_hash="",
+                entry=None,
                 problem="the entry is missing from the database (the ledger was altered)",
             )
         data, stored = row
@@ -195,8 +207,11 @@ class LedgerReader:
     def inclusion_public(self, index: int, size: int | None) -> schemas.InclusionProofPublic:
         tree, leaf, hashes = self.inclusion(index, size)
         return schemas.InclusionProofPublic(
-            index=index, tree_size=tree.checkpoint.size, leaf_hash=b64(leaf),
-            root=b64(tree.checkpoint.root), hashes=[b64(h) for h in hashes],
+            index=index,
+            tree_size=tree.checkpoint.size,
+            leaf_hash=b64(leaf),
+            root=b64(tree.checkpoint.root),
+            hashes=[b64(h) for h in hashes],
             checkpoint=tree.note.decode(),
         )
 
@@ -219,8 +234,12 @@ class LedgerReader:
                 f"size {cp.size} ({e}): the ledger database was altered"
             ) from None
         return schemas.ConsistencyProofPublic(
-            old_size=old, new_size=cp.size, old_root=b64(old_root), new_root=b64(cp.root),
-            hashes=[b64(h) for h in hashes], checkpoint=tree.note.decode(),
+            old_size=old,
+            new_size=cp.size,
+            old_root=b64(old_root),
+            new_root=b64(cp.root),
+            hashes=[b64(h) for h in hashes],
+            checkpoint=tree.note.decode(),
         )
 
     # --- tiles -------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -16,20 +15,32 @@ from ledger.log import Log, LogConfig, init_log
 from ledger.note import ALG_COSIGNATURE_V1, Ed25519Signer, signature_for, split_note
 
 # the `shuyu` console script's code, run by this venv's Python (independent of the script file)
-SHUYU = [sys.executable, "-c", "import sys; from shuyu_server.cli import main; sys.argv[0] = 'shuyu'; main()"]
+SHUYU = [
+    sys.executable,
+    "-c",
+    "import sys; from shuyu_server.cli import main; sys.argv[0] = 'shuyu'; main()",
+]
 
 
 def config(data_dir: Path, origin: str = "shuyu.local/ledger", **db) -> LogConfig:
     url = db.get("url") or f"sqlite:///{data_dir / 'ledger' / 'ledger.db'}"
     return LogConfig(
-        ledger_dir=data_dir / "ledger", keys_dir=data_dir / "keys", database_url=url,
-        origin=origin, batch_max_size=db.get("batch", 64),
+        ledger_dir=data_dir / "ledger",
+        keys_dir=data_dir / "keys",
+        database_url=url,
+        origin=origin,
+        batch_max_size=db.get("batch", 64),
     )
 
 
 def event(i: int, tag: str = "a") -> dict:
-    return {"type": "query", "actor": f"analyst-{i % 7}", "role": "analyst",
-            "details": {"n": i, "tag": tag}, "at": "2026-03-01T08:00:00.000Z"}
+    return {
+        "type": "query",
+        "actor": f"analyst-{i % 7}",
+        "role": "analyst",
+        "details": {"n": i, "tag": tag},
+        "at": "2026-03-01T08:00:00.000Z",
+    }
 
 
 def make_log(data_dir: Path, sizes: list[int], tag: str = "a", **db) -> tuple[LogConfig, str]:
@@ -78,10 +89,17 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def shuyu(*args: str, input: str | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def shuyu(
+    *args: str, input: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     env = cli_env()
     return subprocess.run(
-        [*SHUYU, *args], capture_output=True, text=True, input=input, cwd=cwd, env=env,
+        [*SHUYU, *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        cwd=cwd,
+        env=env,
         timeout=300,
     )
 
@@ -100,9 +118,19 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         env = cli_env()
         self.proc = subprocess.Popen(
-            [*SHUYU, "ledger", "serve", "--data-dir", str(data_dir), "--port", str(self.port),
-             *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            [
+                *SHUYU,
+                "ledger",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(self.port),
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
         )
 
     def wait(self, path: str = "/checkpoint", timeout: float = 120) -> None:
@@ -128,9 +156,9 @@ class Server:
         return out.decode()
 
 
-
-
-_TEMPLATE = '{"actor":"analyst-%d","at":"2026-03-01T08:00:00.000Z","details":{"n":%d},"type":"query","v":1}'
+_TEMPLATE = (
+    '{"actor":"analyst-%d","at":"2026-03-01T08:00:00.000Z","details":{"n":%d},"type":"query","v":1}'
+)
 
 
 def make_big_log(data_dir: Path, n: int, batch: int = 4096) -> tuple[LogConfig, str]:
@@ -144,8 +172,13 @@ def make_big_log(data_dir: Path, n: int, batch: int = 4096) -> tuple[LogConfig, 
     try:
         size = 0
         while size < n:
-            rows = [((_TEMPLATE % (i % 7, i)).encode(), EntryMeta("query", "2026-03-01T08:00:00.000Z", f"analyst-{i % 7}"))
-                    for i in range(size, min(n, size + batch))]
+            rows = [
+                (
+                    (_TEMPLATE % (i % 7, i)).encode(),
+                    EntryMeta("query", "2026-03-01T08:00:00.000Z", f"analyst-{i % 7}"),
+                )
+                for i in range(size, min(n, size + batch))
+            ]
             assert log.commit_local(rows) == size
             size += len(rows)
     finally:

@@ -18,7 +18,8 @@ from ledger.export import export_tiles
 from ledger.log import Log
 from ledger.note import b64
 from ledger.tiles import tiles_for_size
-from ledger.verify import open_database, open_tiles, parse_key, run_verification
+from ledger.verify import run_verification
+from ledger.verify_sources import open_database, open_tiles, parse_key
 from tests.ledger.logfactory import Server, cosign, grow, make_big_log, make_log, shuyu
 
 
@@ -55,8 +56,14 @@ def test_export_writes_exactly_the_tlog_tiles_file_set(big) -> None:
     _, _, out = big
     files = _files(out)
     assert files == {"checkpoint"} | {t.path for t in tiles_for_size(70_000)}
-    for extra in ("tile/0/273.p/112", "tile/1/000", "tile/1/001.p/17", "tile/2/000.p/1",
-                  "tile/0/272", "tile/entries/273.p/112"):
+    for extra in (
+        "tile/0/273.p/112",
+        "tile/1/000",
+        "tile/1/001.p/17",
+        "tile/2/000.p/1",
+        "tile/0/272",
+        "tile/entries/273.p/112",
+    ):
         assert extra in files
     assert (out / "tile/0/000").stat().st_size == 8192
 
@@ -75,9 +82,13 @@ def test_tlog_scales_reads_the_export_as_the_same_tree(big) -> None:
         assert reader.calculate_root_hash() == cp.root  # their recursion over our tiles
         for i in (0, 255, 256, 65535, 65536, 69_999):
             assert reader.get_entry(i) == log.store.entries(i, i + 1)[0][1]
-            assert reader.get_inclusion_proof(i, cp.size).node_hashes == log.store.inclusion_proof(i, cp.size)
+            assert reader.get_inclusion_proof(i, cp.size).node_hashes == log.store.inclusion_proof(
+                i, cp.size
+            )
         for old in (1, 4096, 65536, 69_000):
-            assert reader.get_consistency_proof(old, cp.size).node_hashes == log.store.consistency_proof(old, cp.size)
+            assert reader.get_consistency_proof(
+                old, cp.size
+            ).node_hashes == log.store.consistency_proof(old, cp.size)
     finally:
         log.close()
 
@@ -118,7 +129,9 @@ def test_export_refuses_a_directory_holding_another_log_or_a_fork(tmp_path: Path
     cfg_f, _ = make_log(fork, [50], tag="other")
     with pytest.raises(InconsistentTreeError, match="forked or was rewritten"):
         _export(cfg_f, out)
-    assert open_checkpoint((out / "checkpoint").read_bytes(), Log.open(cfg_a).verifier())[0].size == 50
+    assert (
+        open_checkpoint((out / "checkpoint").read_bytes(), Log.open(cfg_a).verifier())[0].size == 50
+    )
 
 
 def test_export_cli_reports_what_it_wrote(tmp_path: Path) -> None:
@@ -144,12 +157,16 @@ def test_verify_cli_data_dir_and_export_ok(tmp_path: Path) -> None:
     r = shuyu("ledger", "verify", "--data-dir", str(data), "--vkey", str(vkey_file))
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("OK: log shuyu.local/ledger")
-    assert "350 re-hashed" in r.stdout and f"cosigned      by {witness.name} up to size 350" in r.stdout
+    assert (
+        "350 re-hashed" in r.stdout
+        and f"cosigned      by {witness.name} up to size 350" in r.stdout
+    )
     assert "every stored leaf hash and subtree hash matches" in r.stdout
     out = tmp_path / "tiles"
     _export(cfg, out)
-    r = shuyu("ledger", "verify", "--from", str(out), "--vkey", vkey,
-              "--witness-vkey", witness.vkey())
+    r = shuyu(
+        "ledger", "verify", "--from", str(out), "--vkey", vkey, "--witness-vkey", witness.vkey()
+    )
     assert r.returncode == 0, r.stderr
     assert "every hash tile matches" in r.stdout and f"by {witness.name}" in r.stdout
 
@@ -215,13 +232,21 @@ def test_many_chunks_in_parallel_workers_find_the_same_first_bad_entry(big, tmp_
         report = run_verification(open_database(log, key, [], [], chunk_level=8), jobs=jobs)
         assert report.size == 70_000 and report.checkpoints_checked >= 18
         assert report.jobs == jobs
-        assert run_verification(open_tiles("dir", str(out), key, [], [], chunk_level=8), jobs=jobs).size == 70_000
+        assert (
+            run_verification(
+                open_tiles("dir", str(out), key, [], [], chunk_level=8), jobs=jobs
+            ).size
+            == 70_000
+        )
     finally:
         log.close()
     copy = tmp_path / "copy.db"
     with closing(sqlite3.connect(_db(cfg))) as src, closing(sqlite3.connect(copy)) as dst:
         src.backup(dst)
-        dst.execute("UPDATE ledger_entries SET data = CAST(replace(data, '\"n\":40000', '\"n\":40001') AS BLOB) WHERE idx = 40000")
+        dst.execute(
+            "UPDATE ledger_entries SET data = CAST(replace(data, '\"n\":40000', '\"n\":40001') "
+            "AS BLOB) WHERE idx = 40000"
+        )
         # and a stored subtree hash far above the chunk level, which only the upper levels see
         dst.execute("UPDATE ledger_nodes SET hash = zeroblob(32) WHERE level = 13 AND idx = 7")
         dst.commit()
@@ -248,7 +273,9 @@ def test_upper_level_hash_damage_is_located(big, tmp_path) -> None:
     log = Log.open(replace(cfg, database_url=f"sqlite:///{copy}"))
     try:
         with pytest.raises(VerificationError) as e:
-            run_verification(open_database(log, parse_key(vkey, "k"), [], [], chunk_level=8), jobs=1)
+            run_verification(
+                open_database(log, parse_key(vkey, "k"), [], [], chunk_level=8), jobs=1
+            )
     finally:
         log.close()
     lo = 7 << 13

@@ -134,7 +134,9 @@ def test_tlog_scales_reads_the_served_tiles_as_the_same_tree(client, logdir) -> 
             assert proof.node_hashes == log.store.inclusion_proof(index, N)
             assert reader.get_entry(index) == log.store.entries(index, index + 1)[0][1]
         for old in (1, 200, 300, 600):
-            assert reader.get_consistency_proof(old, N).node_hashes == log.store.consistency_proof(old, N)
+            assert reader.get_consistency_proof(old, N).node_hashes == log.store.consistency_proof(
+                old, N
+            )
     finally:
         log.close()
 
@@ -142,7 +144,9 @@ def test_tlog_scales_reads_the_served_tiles_as_the_same_tree(client, logdir) -> 
 # --- JSON API -----------------------------------------------------------------------------------
 
 
-def test_latest_checkpoint_json_has_cosignatures_with_witness_names_and_times(client, logdir) -> None:
+def test_latest_checkpoint_json_has_cosignatures_with_witness_names_and_times(
+    client, logdir
+) -> None:
     cfg, _ = logdir
     log = Log.open(cfg)
     try:
@@ -200,7 +204,9 @@ def test_inclusion_proofs_verify_json_and_tlog_proof_bundle(client, logdir) -> N
             p = client.get(f"/api/v1/proofs/inclusion/{index}").json()
             data = log.store.entries(index, index + 1)[0][1]
             assert p["leaf_hash"] == b64(leaf_hash(data)) and p["tree_size"] == N
-            verify_inclusion(leaf_hash(data), index, N, [unb64(h, "h") for h in p["hashes"]], cp.root)
+            verify_inclusion(
+                leaf_hash(data), index, N, [unb64(h, "h") for h in p["hashes"]], cp.root
+            )
             text = client.get(f"/api/v1/proofs/inclusion/{index}/tlog-proof").text
             bundle = parse_tlog_proof(text)
             bcp, _ = open_checkpoint(bundle.checkpoint, log.verifier())
@@ -248,7 +254,10 @@ def test_tampered_entry_shows_in_entries_and_proofs_fail_closed(client, logdir) 
     db = cfg.database_url.split("///", 1)[1]
     with closing(sqlite3.connect(db)) as conn, conn:
         data = conn.execute("SELECT data FROM ledger_entries WHERE idx = 42").fetchone()[0]
-        conn.execute("UPDATE ledger_entries SET data = ? WHERE idx = 42", (data.replace(b'"n":42', b'"n":43'),))
+        conn.execute(
+            "UPDATE ledger_entries SET data = ? WHERE idx = 42",
+            (data.replace(b'"n":42', b'"n":43'),),
+        )
     e = client.get("/api/v1/entries/42").json()
     assert "altered" in e["problem"]
     r = client.get("/api/v1/proofs/inclusion/42")
@@ -259,8 +268,12 @@ def test_tampered_entry_shows_in_entries_and_proofs_fail_closed(client, logdir) 
 def test_errors_leak_no_secrets(client, logdir) -> None:
     cfg, _ = logdir
     skey = cfg.key_path.read_text().strip()
-    for url in ("/api/v1/proofs/inclusion/99999", "/tile/9/999", "/api/v1/checkpoints/1",
-                "/api/v1/entries?start=99999"):
+    for url in (
+        "/api/v1/proofs/inclusion/99999",
+        "/tile/9/999",
+        "/api/v1/checkpoints/1",
+        "/api/v1/entries?start=99999",
+    ):
         text = client.get(url).text
         assert skey not in text and "PRIVATE" not in text and str(cfg.keys_dir) not in text
 

@@ -74,7 +74,9 @@ def test_untouched_log_verifies(ledger) -> None:
 def test_one_changed_byte_in_one_entry_is_named(ledger, tmp_path: Path) -> None:
     data, cfg, vkey = ledger
     with closing(sqlite3.connect(_db(cfg))) as conn, conn:
-        raw = bytearray(conn.execute("SELECT data FROM ledger_entries WHERE idx = 57").fetchone()[0])
+        raw = bytearray(
+            conn.execute("SELECT data FROM ledger_entries WHERE idx = 57").fetchone()[0]
+        )
         raw[raw.index(b'"n":57') + 5] = ord("8")  # one byte: 57 → 58
         conn.execute("UPDATE ledger_entries SET data = ? WHERE idx = 57", (bytes(raw),))
     _failed(_verify(data, vkey), "first bad entry: 57", "entry 57 was altered")
@@ -135,21 +137,32 @@ def test_two_swapped_rows_with_their_hashes_are_located(ledger) -> None:
 def test_truncation_is_caught_by_the_guard_and_by_since(ledger, tmp_path: Path) -> None:
     data, cfg, vkey = ledger
     seen = _checkpoint(data, tmp_path / "seen-120.checkpoint")
-    with closing(sqlite3.connect(_db(cfg))) as conn, conn:  # a careful truncation back to 70 entries
+    with (
+        closing(sqlite3.connect(_db(cfg))) as conn,
+        conn,
+    ):  # a careful truncation back to 70 entries
         conn.execute("DELETE FROM ledger_entries WHERE idx >= 70")
         conn.execute("DELETE FROM ledger_nodes WHERE (idx + 1) << level > 70")
         conn.execute("DELETE FROM ledger_checkpoints WHERE size > 70")
         root = conn.execute("SELECT root FROM ledger_checkpoints WHERE size = 70").fetchone()[0]
         conn.execute("UPDATE ledger_state SET size = 70, root = ?", (root,))
     # the log's own record of what it signed (kept outside the database) catches it
-    _failed(_verify(data, vkey), "first bad entry in [70, 120)", "truncated or rolled back",
-            "last-signed")
+    _failed(
+        _verify(data, vkey),
+        "first bad entry in [70, 120)",
+        "truncated or rolled back",
+        "last-signed",
+    )
     # an intruder who also removes that record is still caught by a checkpoint seen before
     for slot in cfg.ledger_dir.glob("last-signed.checkpoint*"):
         slot.unlink()
     assert _verify(data, vkey).returncode == 0  # on its own, a shorter log looks fine
-    _failed(_verify(data, vkey, "--since", str(seen)), "first bad entry in [70, 120)",
-            "entries 70..119 are gone", "--since")
+    _failed(
+        _verify(data, vkey, "--since", str(seen)),
+        "first bad entry in [70, 120)",
+        "entries 70..119 are gone",
+        "--since",
+    )
 
 
 def test_rollback_to_an_older_copy_and_a_fork_after_it(ledger, tmp_path: Path) -> None:
@@ -166,13 +179,19 @@ def test_rollback_to_an_older_copy_and_a_fork_after_it(ledger, tmp_path: Path) -
     for name, content in guard.items():
         (cfg.ledger_dir / name).write_bytes(content)
     assert _verify(data, vkey).returncode == 0
-    _failed(_verify(data, vkey, "--since", str(newer)), "first bad entry in [120, 130)",
-            "truncated or rolled back")
+    _failed(
+        _verify(data, vkey, "--since", str(newer)),
+        "first bad entry in [120, 130)",
+        "truncated or rolled back",
+    )
     # history rewritten from there: a different tree of size 130, signed with the same key
     r = shuyu("ledger", "append", "--data-dir", str(data), input='{"type":"query","n":2}\n' * 10)
     assert r.returncode == 0, r.stderr
-    _failed(_verify(data, vkey, "--since", str(newer)), "first bad entry in [120, 130)",
-            "a fork (two different trees signed for the same size)")
+    _failed(
+        _verify(data, vkey, "--since", str(newer)),
+        "first bad entry in [120, 130)",
+        "a fork (two different trees signed for the same size)",
+    )
     assert _verify(data, vkey, "--since", str(seen)).returncode == 0  # still extends 120
 
 
@@ -205,4 +224,7 @@ def test_the_sequencer_refuses_to_append_after_a_rollback(ledger, tmp_path: Path
     with closing(sqlite3.connect(_db(cfg))) as conn:  # fail closed: nothing appended or signed
         assert conn.execute("SELECT size FROM ledger_state").fetchone()[0] == 120
         assert conn.execute("SELECT max(size) FROM ledger_checkpoints").fetchone()[0] == 120
-    assert sorted(p.read_bytes() for p in cfg.ledger_dir.glob("last-signed.checkpoint*")) == guard_before
+    assert (
+        sorted(p.read_bytes() for p in cfg.ledger_dir.glob("last-signed.checkpoint*"))
+        == guard_before
+    )

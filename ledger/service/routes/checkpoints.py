@@ -27,14 +27,22 @@ def log_info(reader: ReaderDep) -> LogInfoPublic:
     return reader.info()
 
 
-@router.get("/checkpoint", response_model=CheckpointPublic, responses=ERRORS,
-            summary="Latest signed checkpoint with cosignatures")
+@router.get(
+    "/checkpoint",
+    response_model=CheckpointPublic,
+    responses=ERRORS,
+    summary="Latest signed checkpoint with cosignatures",
+)
 def latest_checkpoint(reader: ReaderDep) -> CheckpointPublic:
     return reader.checkpoint()
 
 
-@router.get("/checkpoints", response_model=CheckpointPage, responses=ERRORS,
-            summary="Signed checkpoints, newest first")
+@router.get(
+    "/checkpoints",
+    response_model=CheckpointPage,
+    responses=ERRORS,
+    summary="Signed checkpoints, newest first",
+)
 def list_checkpoints(
     reader: ReaderDep,
     before: Annotated[int | None, Query(ge=1, description="Only sizes below this.")] = None,
@@ -43,8 +51,12 @@ def list_checkpoints(
     return reader.checkpoints(before, limit)
 
 
-@router.get("/checkpoints/{size}", response_model=CheckpointPublic, responses=ERRORS,
-            summary="The signed checkpoint of one tree size")
+@router.get(
+    "/checkpoints/{size}",
+    response_model=CheckpointPublic,
+    responses=ERRORS,
+    summary="The signed checkpoint of one tree size",
+)
 def checkpoint_of_size(size: int, reader: ReaderDep) -> CheckpointPublic:
     return reader.checkpoint(size)
 

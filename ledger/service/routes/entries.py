@@ -14,8 +14,12 @@ router = APIRouter(prefix="/api/v1", tags=["entries"])
 ERRORS = {404: {"model": ErrorPublic}}
 
 
-@router.get("/entries", response_model=EntryPage, responses=ERRORS,
-            summary="Entries [start, start+limit) of the signed tree")
+@router.get(
+    "/entries",
+    response_model=EntryPage,
+    responses=ERRORS,
+    summary="Entries [start, start+limit) of the signed tree",
+)
 def list_entries(
     reader: ReaderDep,
     start: Annotated[int, Query(ge=0)] = 0,
@@ -24,7 +28,6 @@ def list_entries(
     return reader.entries(start, limit)
 
 
-@router.get("/entries/{index}", response_model=EntryPublic, responses=ERRORS,
-            summary="One entry")
+@router.get("/entries/{index}", response_model=EntryPublic, responses=ERRORS, summary="One entry")
 def get_entry(index: int, reader: ReaderDep) -> EntryPublic:
     return reader.entry(index)

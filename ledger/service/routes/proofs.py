@@ -17,8 +17,12 @@ SizeQuery = Annotated[
 ]
 
 
-@router.get("/inclusion/{index}", response_model=InclusionProofPublic, responses=ERRORS,
-            summary="Inclusion proof of one entry in a signed tree")
+@router.get(
+    "/inclusion/{index}",
+    response_model=InclusionProofPublic,
+    responses=ERRORS,
+    summary="Inclusion proof of one entry in a signed tree",
+)
 def inclusion(index: int, reader: ReaderDep, size: SizeQuery = None) -> InclusionProofPublic:
     return reader.inclusion_public(index, size)
 
@@ -26,16 +30,22 @@ def inclusion(index: int, reader: ReaderDep, size: SizeQuery = None) -> Inclusio
 @router.get(
     "/inclusion/{index}/tlog-proof",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}},
-                     "description": "A c2sp.org/tlog-proof@v1 bundle."}, **ERRORS},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "A c2sp.org/tlog-proof@v1 bundle."},
+        **ERRORS,
+    },
     summary="Inclusion proof as an offline c2sp.org/tlog-proof@v1 bundle",
 )
 def inclusion_bundle(index: int, reader: ReaderDep, size: SizeQuery = None) -> PlainTextResponse:
     return PlainTextResponse(reader.inclusion_bundle(index, size))
 
 
-@router.get("/consistency", response_model=ConsistencyProofPublic, responses=ERRORS,
-            summary="Consistency proof from an older tree size to a signed tree")
+@router.get(
+    "/consistency",
+    response_model=ConsistencyProofPublic,
+    responses=ERRORS,
+    summary="Consistency proof from an older tree size to a signed tree",
+)
 def consistency(
     reader: ReaderDep,
     old: Annotated[int, Query(ge=1, description="The older tree size.")],

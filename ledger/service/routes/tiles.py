@@ -23,24 +23,38 @@ NOT_FOUND = {404: {"model": ErrorPublic, "description": "No such tile in the sig
 @router.get(
     "/checkpoint",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "The latest signed checkpoint "
-                     "note with its cosignatures."}, **NOT_FOUND},
+    responses={
+        200: {
+            "content": {"text/plain": {}},
+            "description": "The latest signed checkpoint note with its cosignatures.",
+        },
+        **NOT_FOUND,
+    },
     summary="Latest checkpoint (C2SP tlog-checkpoint, with cosignatures)",
 )
 def checkpoint(reader: ReaderDep) -> Response:
     note = reader.signed().note
-    return Response(note, media_type="text/plain; charset=utf-8",
-                    headers={"Cache-Control": CHECKPOINT})
+    return Response(
+        note, media_type="text/plain; charset=utf-8", headers={"Cache-Control": CHECKPOINT}
+    )
 
 
 @router.get(
     "/tile/{path:path}",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}},
-                     "description": "A hash tile or an entry bundle."}, **NOT_FOUND},
+    responses={
+        200: {
+            "content": {"application/octet-stream": {}},
+            "description": "A hash tile or an entry bundle.",
+        },
+        **NOT_FOUND,
+    },
     summary="Hash tile <L>/<N>[.p/<W>] or entry bundle entries/<N>[.p/<W>]",
 )
 def tile(path: str, reader: ReaderDep) -> Response:
     data, full = reader.tile("tile/" + path)
-    return Response(data, media_type="application/octet-stream",
-                    headers={"Cache-Control": IMMUTABLE if full else PARTIAL})
+    return Response(
+        data,
+        media_type="application/octet-stream",
+        headers={"Cache-Control": IMMUTABLE if full else PARTIAL},
+    )
