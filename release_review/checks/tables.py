@@ -121,20 +121,19 @@ def _read_csv(artifact: Artifact) -> pa.Table:
     data = read_bytes(artifact)
     if not data.strip():
         raise TableError(f"{artifact.name} is empty")
-    for encoding in ("utf8", "gb18030"):
-        try:
-            return pacsv.read_csv(
-                io.BytesIO(data),
-                read_options=pacsv.ReadOptions(encoding=encoding),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            )
-        except UnicodeDecodeError as e:  # in the header row
-            error: Exception = e
-        except pa.ArrowInvalid as e:
-            error = e
-            if "utf8" not in str(e).lower():
-                break
-    raise TableError(f"{artifact.name} is not a readable CSV file: {error}")
+    try:
+        data.decode("utf-8")  # pyarrow checks values, not the header row
+        encoding = "utf8"
+    except UnicodeDecodeError:
+        encoding = "gb18030"
+    try:
+        return pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(encoding=encoding),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+        )
+    except (pa.ArrowInvalid, UnicodeDecodeError) as e:
+        raise TableError(f"{artifact.name} is not a readable CSV file: {e}") from None
 
 
 def _read_json_table(data: bytes, name: str) -> pa.Table | None:
