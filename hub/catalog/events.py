@@ -76,6 +76,7 @@ class Actor:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError("an actor needs a non-empty name")
+        object.__setattr__(self, "role", Role.parse(self.role, "role"))
 
 
 @dataclass(frozen=True)

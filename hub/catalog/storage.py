@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, update
+from sqlalchemy import Connection, Engine, create_engine, event, select, text, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -54,6 +54,7 @@ from hub.catalog.records import (
 from hub.catalog.states import AuthorizationStatus, DataRequestStatus
 from ledger.exceptions import LedgerError
 
+SCHEMA_LOCK = 0x5348_5559_4341_5441  # "SHUYCATA": serializes table creation on PostgreSQL
 Record = (
     ProviderRecord
     | DatasetRecord
@@ -140,8 +141,11 @@ class SqlAlchemyCatalogStore:
         self._write = sessionmaker(bind=self.writer, expire_on_commit=False, autoflush=False)
 
     def create(self) -> None:
-        """Create the tables if missing (idempotent)."""
-        Base.metadata.create_all(self.writer)
+        """Create the tables if missing (idempotent; concurrent callers take turns)."""
+        with self.writer.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
+            Base.metadata.create_all(conn)
 
     def close(self) -> None:
         self.writer.dispose()

@@ -294,3 +294,35 @@ def test_unreadable_catalog_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(InvalidInput, match="is not JSON"):
         load_catalog_file(tmp_path / "bad.json")
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_concurrent_openers_create_the_tables_once(backend: str, tmp_path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    import threading
+
+    from hub.catalog.storage import SqlAlchemyCatalogStore
+
+    url = (f"sqlite:///{tmp_path / 'control.db'}" if backend == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    stores = [SqlAlchemyCatalogStore(url, ledger=None) for _ in range(4)]  # type: ignore[arg-type]
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(stores))
+
+    def create(store: SqlAlchemyCatalogStore) -> None:
+        barrier.wait()
+        try:
+            store.create()
+        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(e)
+
+    threads = [threading.Thread(target=create, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in stores:
+        s.close()
+    assert errors == []
