@@ -96,10 +96,13 @@ def open_catalog(settings: Settings, clock: Clock = utc_now) -> OpenedCatalog:
     from ledger.log import Log
 
     log = Log.open(log_config(settings))
+    store = None
     try:
         store = SqlAlchemyCatalogStore(settings.control_database_url, log)
         store.create()
     except Exception:
+        if store is not None:
+            store.close()
         log.close()
         raise
     return OpenedCatalog(store, log, clock)
