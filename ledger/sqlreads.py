@@ -127,9 +127,15 @@ def checkpoint_rows(
     return [(s, bytes(r), n, t) for s, r, n, t in _run(engine, sql, params)]
 
 
-def checkpoint_sizes(engine: Engine) -> list[int]:
-    """Sizes of every stored checkpoint, smallest first."""
-    return [r[0] for r in _run(engine, "SELECT size FROM ledger_checkpoints ORDER BY size")]
+def checkpoint_notes(engine: Engine, sizes: Sequence[int]) -> dict[int, str]:
+    """The stored checkpoint notes of the given sizes (those that exist)."""
+    out: dict[int, str] = {}
+    for i in range(0, len(sizes), 500):
+        chunk = list(sizes[i : i + 500])
+        marks = ", ".join("?" * len(chunk))
+        sql = f"SELECT size, note FROM ledger_checkpoints WHERE size IN ({marks})"
+        out.update({s: n for s, n in _run(engine, sql, chunk)})
+    return out
 
 
 def cosignature_rows(engine: Engine, lo: int, hi: int) -> list[tuple[int, str, int, str, int]]:

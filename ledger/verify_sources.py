@@ -266,10 +266,10 @@ def open_database(
             known.append(parse_vkey(vkey))
         except FormatError as e:
             findings.append(Finding(f"registered witness {name} has a bad key: {e}"))
-    texts = {s: n for s, _, n, _ in sqlreads.checkpoint_rows(engine, 1, cp.size)}
     by_size: dict[int, list[str]] = {}
-    for size, witness, _, line, _ in sqlreads.cosignature_rows(engine, 0, cp.size):
+    for size, _, _, line, _ in sqlreads.cosignature_rows(engine, 0, cp.size):
         by_size.setdefault(size, []).append(line)
+    texts = sqlreads.checkpoint_notes(engine, sorted(by_size))
     for size, lines in sorted(by_size.items()):
         if size not in texts:
             findings.append(
