@@ -63,7 +63,8 @@ def build_bus_cards(rng: np.random.Generator, people: People) -> tuple[pa.Table,
     serial = (np.arange(k, dtype=np.int64) * mult + int(rng.integers(0, 10**12))) % 10**12
     card_id = col.concat(["5301", col.digits(serial, 12)], k)
     as_of = np.datetime64(people.as_of, "D")
-    earliest = np.maximum(np.datetime64("2012-01-01"), as_of - (h_age * 365.2425).astype(np.int64))
+    born = as_of - (h_age * 365.2425).astype(np.int64)
+    earliest = np.minimum(np.maximum(np.datetime64("2012-01-01"), born), as_of)  # cards since 2012
     span = (as_of - earliest).astype(np.int64)
     issued = earliest + (rng.random(k) * span).astype(np.int64)
     table = pa.table({

@@ -416,3 +416,23 @@ def test_enterprise_names_stay_unique_in_a_crowded_register() -> None:
         zero_copy_only=False)
     assert len(set(names)) == m
     assert all(n.endswith("有限公司") for n in names[:100])
+
+
+def test_an_early_reference_date_keeps_every_date_in_the_past(tmp_path: Path) -> None:
+    as_of = date(2004, 6, 30)
+    write_dataset_dir(tmp_path, Options(2_000, 1, as_of))
+    con = duckdb.connect()
+    checks = {
+        "residents": "max(birth_date)", "enterprises": "max(founded_date)",
+        "bus_cards": "max(issued_date)", "bus_trips": "max(board_time)::DATE",
+        "social_insurance": "max(month)", "water_use": "max(month)",
+    }
+    for name, expr in checks.items():
+        latest = con.execute(f"SELECT {expr} FROM read_parquet('{tmp_path / name}.parquet')").fetchone()[0]
+        assert latest <= as_of, name
+    first_month = con.execute(
+        f"SELECT min(month) FROM read_parquet('{tmp_path}/electricity_use.parquet')").fetchone()[0]
+    assert first_month == date(2003, 7, 1)
+    codes = con.execute(
+        f"SELECT credit_code FROM read_parquet('{tmp_path}/enterprises.parquet')").fetchall()
+    assert all(uscc_valid(c) and c[8:10] != "MA" for (c,) in codes)  # MA codes began in 2015
