@@ -61,7 +61,7 @@ class Enterprises:
 
 
 def entity_count(n_residents: int) -> int:
-    return max(5, n_residents // RESIDENTS_PER_ENTITY)
+    return max(20, n_residents // RESIDENTS_PER_ENTITY)  # some were active all year
 
 
 def build_enterprises(rng: np.random.Generator, people: People) -> tuple[pa.Table, Enterprises]:
