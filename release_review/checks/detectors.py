@@ -28,9 +28,10 @@ structure holds but a check character does not, e.g. a mistyped or made-up ID). 
 strings almost never reach VALID for the kinds with check characters.
 
 How it is fast: a cell made of one ASCII word (digits, letters, ``_``) is classified by its
-length and bytes with numpy (no regular expression per cell); only other cells that a vectorized
-RE2 prefilter marks as candidates go through Python regular expressions to extract tokens, and
-those tokens are classified by the same numpy code.
+length and bytes with numpy (no regular expression per cell). Other cells that a vectorized RE2
+prefilter marks as candidates are split into words with Arrow's string kernels and classified
+the same way; only the few that hold separated or full-width digits, plates or landlines go
+through Python regular expressions.
 """
 
 from __future__ import annotations
@@ -85,10 +86,10 @@ _MOBILE_OK = np.zeros(1000, bool)
 _MOBILE_OK[MOBILE_PREFIXES] = True
 _RID_WEIGHTS = np.array([pow(2, 17 - i, 11) for i in range(17)], np.int64)
 _RID_CHECK = np.frombuffer(b"10X98765432", np.uint8)
-_CREDIT_VALUE = np.full(256, -1, np.int64)
+_CREDIT_VALUE = np.full(256, -1, np.int16)
 _CREDIT_VALUE[np.frombuffer(CREDIT_ALPHABET, np.uint8)] = np.arange(31)
 _CREDIT_WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], np.int64)
-_ORG_VALUE = np.full(256, -1, np.int64)
+_ORG_VALUE = np.full(256, -1, np.int16)
 _ORG_VALUE[np.frombuffer(b"0123456789", np.uint8)] = np.arange(10)
 _ORG_VALUE[np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", np.uint8)] = np.arange(10, 36)
 _ORG_WEIGHTS = np.array([3, 7, 9, 10, 5, 8, 4, 2], np.int64)
@@ -107,6 +108,10 @@ PLATE_PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋�
 # RE2 (vectorized, over cells that are not one ASCII word): could the cell hold an identifier?
 PREFILTER = (r"\d{6}|[０-９]{6}|ps_[0-9a-f]{8}|[" + PLATE_PROVINCES + r"][A-HJ-NP-Z]"
              r"|[A-Z][0-9A-Z]?\d{7}|\d{3}[- ]\d{4}[- ]\d{4}|\d{4}[- ]\d{4}[- ]\d{4}|0\d{2,3}[-)]")
+# RE2: candidates that need Python (separated or full-width digits, plates, landlines)
+SLOW_PREFILTER = (r"\d[- ]\d|[０-９]|[" + PLATE_PROVINCES + r"][A-HJ-NP-Z]|0\d{2,3}-|\(0\d")
+NON_WORD = r"[^0-9A-Za-z_]+"
+EXAMPLE_TOKENS = 64
 # Python, over candidate cells: tokens to classify
 _B, _E = r"(?<![0-9A-Za-z_])", r"(?![0-9A-Za-z_])"
 WORD_RE = re.compile(_B + r"[0-9A-Za-z_]{9,40}" + _E)
@@ -161,11 +166,25 @@ class Hits:
 
 
 def _digits(m: np.ndarray) -> np.ndarray:
-    return m.astype(np.int64) - 48
+    """Digit values (uint8; bytes that are not digits give values above 9)."""
+    return m - np.uint8(48)
 
 
 def _all_digits(m: np.ndarray) -> np.ndarray:
-    return ((m >= 48) & (m <= 57)).all(axis=1)
+    return (_digits(m) <= 9).all(axis=1)
+
+
+def _number(d: np.ndarray) -> np.ndarray:
+    """The decimal number of each row of a small digit matrix (int32)."""
+    out = np.zeros(len(d), np.int32)
+    for j in range(d.shape[1]):
+        out = out * 10 + d[:, j]
+    return out
+
+
+def _weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Row-wise weighted sums, exact: float32 BLAS is exact below 2**24."""
+    return (values.astype(np.float32) @ weights.astype(np.float32)).astype(np.int64)
 
 
 def valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -179,48 +198,45 @@ def valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndar
 
 def resident_id_18(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(structure ok, check ok) for an (n, 18) byte matrix (upper-cased)."""
-    body_digits = _all_digits(m[:, :17])
+    d = _digits(m[:, :17])
+    body_digits = (d <= 9).all(axis=1)
     last = m[:, 17]
     last_ok = ((last >= 48) & (last <= 57)) | (last == ord("X"))
-    d = _digits(m[:, :17])
-    d = np.where(body_digits[:, None], d, 0)
-    province = d[:, 0] * 10 + d[:, 1]
-    year = d[:, 6] * 1000 + d[:, 7] * 100 + d[:, 8] * 10 + d[:, 9]
-    month = d[:, 10] * 10 + d[:, 11]
-    day = d[:, 12] * 10 + d[:, 13]
-    structure = body_digits & last_ok & (d[:, 0] > 0) & _PROVINCE_OK[province] & valid_dates(
-        year, month, day)
-    check = _RID_CHECK[(d @ _RID_WEIGHTS) % 11] == last
+    d = np.minimum(d, 9)
+    province = d[:, 0].astype(np.int32) * 10 + d[:, 1]
+    structure = body_digits & last_ok & (d[:, 0] > 0) & _PROVINCE_OK[province]
+    structure &= valid_dates(_number(d[:, 6:10]), _number(d[:, 10:12]), _number(d[:, 12:14]))
+    check = _RID_CHECK[_weighted(d, _RID_WEIGHTS) % 11] == last
     return structure, structure & check
 
 
 def resident_id_15(m: np.ndarray) -> np.ndarray:
     """Structure of the 15-digit form (no check character) for an (n, 15) byte matrix."""
-    digits = _all_digits(m)
-    d = np.where(digits[:, None], _digits(m), 0)
-    province = d[:, 0] * 10 + d[:, 1]
-    year = 1900 + d[:, 6] * 10 + d[:, 7]
-    month = d[:, 8] * 10 + d[:, 9]
-    day = d[:, 10] * 10 + d[:, 11]
-    return digits & (d[:, 0] > 0) & _PROVINCE_OK[province] & valid_dates(year, month, day)
+    d = _digits(m)
+    digits = (d <= 9).all(axis=1)
+    d = np.minimum(d, 9)
+    province = d[:, 0].astype(np.int32) * 10 + d[:, 1]
+    return digits & (d[:, 0] > 0) & _PROVINCE_OK[province] & valid_dates(
+        1900 + _number(d[:, 6:8]), _number(d[:, 8:10]), _number(d[:, 10:12]))
 
 
 def credit_code(m: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(structure ok, organisation-code check ok, overall check ok), (n, 18) upper-cased."""
     values = _CREDIT_VALUE[m]
     alphabet = (values >= 0).all(axis=1)
-    address = _all_digits(m[:, 2:8])
-    province = (m[:, 2].astype(np.int64) - 48) * 10 + (m[:, 3].astype(np.int64) - 48)
-    province = np.where(address, province, 0)
+    a = _digits(m[:, 2:8])
+    address = (a <= 9).all(axis=1)
+    a = np.minimum(a, 9)
+    province = a[:, 0].astype(np.int32) * 10 + a[:, 1]
     second = m[:, 1]
     structure = (alphabet & address & _AUTHORITY_OK[m[:, 0]] & (second >= 49) & (second <= 57)
                  & _PROVINCE_OK[province])
-    v = np.where(alphabet[:, None], values, 0)
-    overall = _CREDIT_BYTES_LOOKUP[(31 - (v[:, :17] @ _CREDIT_WEIGHTS) % 31) % 31] == m[:, 17]
+    v = np.maximum(values, 0)
+    overall = _CREDIT_BYTES_LOOKUP[(31 - _weighted(v[:, :17], _CREDIT_WEIGHTS) % 31) % 31] \
+        == m[:, 17]
     org_values = _ORG_VALUE[m[:, 8:16]]
     org_body = (org_values >= 0).all(axis=1)
-    org_sum = np.where(org_body[:, None], org_values, 0) @ _ORG_WEIGHTS
-    org_check = 11 - org_sum % 11
+    org_check = 11 - _weighted(np.maximum(org_values, 0), _ORG_WEIGHTS) % 11
     expected = np.where(org_check == 10, ord("X"), np.where(org_check == 11, ord("0"),
                                                             org_check + 48))
     org_ok = org_body & (expected == m[:, 16])
@@ -232,7 +248,7 @@ _CREDIT_BYTES_LOOKUP = np.frombuffer(CREDIT_ALPHABET, np.uint8)
 
 def luhn(m: np.ndarray) -> np.ndarray:
     """Luhn check over an (n, L) matrix of ASCII digits (rows must be all digits)."""
-    d = _digits(m)[:, ::-1]
+    d = _digits(m)[:, ::-1].astype(np.int16)
     doubled = d[:, 1::2] * 2
     doubled = doubled - 9 * (doubled > 9)
     return (d[:, 0::2].sum(axis=1) + doubled.sum(axis=1)) % 10 == 0
@@ -240,7 +256,7 @@ def luhn(m: np.ndarray) -> np.ndarray:
 
 def card_issuer(m: np.ndarray) -> np.ndarray:
     """True where the first digits are a known card issuer prefix (see module doc)."""
-    d = _digits(m[:, :4])
+    d = _digits(m[:, :4]).astype(np.int32)
     two = d[:, 0] * 10 + d[:, 1]
     four = two * 100 + d[:, 2] * 10 + d[:, 3]
     length = m.shape[1]
@@ -301,11 +317,12 @@ def _classify_width(width: int, m: np.ndarray, r: np.ndarray, best: _Best) -> No
         id_like = structure
         best.offer(r, ok, Kind.RESIDENT_ID, VALID)
         best.offer(r, structure & ~ok, Kind.RESIDENT_ID, NEAR)
-        cstruct, org_ok, overall_ok = credit_code(upper)
-        id_like |= cstruct
-        both = org_ok & overall_ok
-        best.offer(r, both, Kind.CREDIT_CODE, VALID)
-        best.offer(r, cstruct & (org_ok ^ overall_ok), Kind.CREDIT_CODE, NEAR)
+        rest = np.flatnonzero(~ok)
+        if rest.size:
+            cstruct, org_ok, overall_ok = credit_code(upper[rest])
+            id_like[rest] |= cstruct
+            best.offer(r[rest], org_ok & overall_ok, Kind.CREDIT_CODE, VALID)
+            best.offer(r[rest], cstruct & (org_ok ^ overall_ok), Kind.CREDIT_CODE, NEAR)
     if width == 15:
         best.offer(r, resident_id_15(m), Kind.RESIDENT_ID_15, VALID)
     if 15 <= width <= 19 and digits.any():
@@ -316,9 +333,8 @@ def _classify_width(width: int, m: np.ndarray, r: np.ndarray, best: _Best) -> No
     if width in (11, 13, 15) and digits.any():
         start = {11: 0, 13: 2, 15: 4}[width]
         lead = {11: b"", 13: b"86", 15: b"0086"}[width]
-        d = _digits(m[:, start:start + 3])
-        prefix = d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
-        ok = digits & _MOBILE_OK[np.clip(prefix, 0, 999)]
+        prefix = _number(np.minimum(_digits(m[:, start:start + 3]), 9))
+        ok = digits & _MOBILE_OK[prefix]
         for i, c in enumerate(lead):
             ok &= m[:, i] == c
         best.offer(r, ok, Kind.MOBILE, VALID)
@@ -386,10 +402,39 @@ def scan_strings(arr: pa.Array, extra_patterns: list[re.Pattern] | None = None) 
         sub = arr.take(pa.array(impure))
         cand = impure[_bools(pc.match_substring_regex(sub, PREFILTER))]
         if cand.size:
-            parts.append(scan_texts(arr.take(pa.array(cand)).to_pylist(), cand))
+            texts = arr.take(pa.array(cand))
+            slow = _bools(pc.match_substring_regex(texts, SLOW_PREFILTER))
+            if slow.any():
+                idx = np.flatnonzero(slow)
+                parts.append(scan_texts(texts.take(pa.array(idx)).to_pylist(), cand[idx]))
+            if not slow.all():
+                idx = np.flatnonzero(~slow)
+                parts.append(_word_hits(texts.take(pa.array(idx)), cand[idx]))
     hits = Hits.concat(parts)
     if extra_patterns:
         hits = Hits.concat([hits, _pattern_hits(arr, extra_patterns)])
+    return hits
+
+
+def _word_hits(texts: pa.Array, cells: np.ndarray) -> Hits:
+    """Tokens of text that needs no Python: split at every non-word byte (vectorized), then
+    the word classifier. Keeps the text of the first few hits of each kind for examples."""
+    words = pc.split_pattern(pc.replace_substring_regex(texts, NON_WORD, " "), " ")
+    counts = np.diff(np.asarray(words.offsets.to_numpy(zero_copy_only=False)))
+    flat = words.flatten()
+    parent = np.repeat(cells, counts)
+    lengths = np.asarray(pc.binary_length(flat).to_numpy(zero_copy_only=False))
+    keep = np.flatnonzero((lengths >= 9) & (lengths <= 40))
+    if not keep.size:
+        return Hits.empty()
+    tokens = flat.take(pa.array(keep))
+    best = _Best(keep.size)
+    classify_words(tokens, lengths[keep], best, np.arange(keep.size))
+    found = np.flatnonzero(best.kind >= 0)
+    hits = Hits(parent[keep][found], best.kind[found], best.status[found])
+    for kind in np.unique(hits.kind):
+        for i in np.flatnonzero(hits.kind == kind)[:EXAMPLE_TOKENS]:
+            hits.tokens[int(i)] = tokens[int(found[i])].as_py()
     return hits
 
 

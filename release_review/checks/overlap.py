@@ -20,13 +20,16 @@ Values are compared after casting the table's column to the source column's type
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 
 from release_review.checks.base import CheckContext, CheckResult, Verdict
 from release_review.checks.columns import DIRECT, SENSITIVE, Mapped, by_dataset, map_columns
 from release_review.checks.masking import mask_value
 from release_review.checks.shapes import table_views
-from release_review.checks.trusted import connection, fetch_arrow, quote, registered
+from release_review.checks.trusted import (
+    connection, distinct_rows, fetch_arrow, quote, registered,
+)
 
 CHECK = "raw_overlap"
 SHOWN = 5
@@ -58,25 +61,28 @@ def projections(ctx: CheckContext, names: list[str]) -> dict[str, list[Mapped]]:
 
 def overlap(ctx: CheckContext, table: pa.Table, dataset: str, cols: list[Mapped]) -> dict:
     k = ctx.thresholds.min_k_anonymity
-    sub = table.select([m.column for m in cols]).append_column(
-        "__row", pa.array(range(table.num_rows), pa.int64()))
+    combos, group_of = distinct_rows(table, [m.column for m in cols])
     src = ", ".join(quote(m.source.name) for m in cols)
     on = " AND ".join(f"r.{quote(m.source.name)} = TRY_CAST(t.{quote(m.column)} AS "
                       f"{m.source.type})" for m in cols)
-    with connection(ctx) as con, registered(con, sub) as view:
-        base = (f"FROM {view} t JOIN (SELECT {src}, count(*) AS __n FROM main.{quote(dataset)} "
-                f"GROUP BY ALL) r ON {on}")
-        counts = fetch_arrow(con, f"SELECT count(*) AS matched, count(*) FILTER "
-                                  f"(WHERE __n < {int(k)}) AS rare {base}").to_pylist()[0]
-        examples = fetch_arrow(con, f"SELECT t.__row, r.__n, {', '.join('t.' + quote(m.column) for m in cols)} "
-                                    f"{base} ORDER BY r.__n, t.__row LIMIT {SHOWN}").to_pylist()
+    with connection(ctx) as con, registered(con, combos) as view:
+        got = fetch_arrow(con, (
+            f"SELECT t.__g, r.__n FROM {view} t JOIN (SELECT {src}, count(*) AS __n "
+            f"FROM main.{quote(dataset)} GROUP BY ALL) r ON {on}"))
+    n = np.zeros(combos.num_rows, np.int64)
+    n[got["__g"].to_numpy()] = got["__n"].to_numpy()
+    per_row = n[group_of]
+    matched = per_row > 0
+    rare = matched & (per_row < k)
+    order = np.lexsort((np.arange(len(per_row)), np.where(matched, per_row, np.iinfo(np.int64).max)))
+    examples = [int(i) for i in order[:SHOWN] if matched[i]]
     return {
         "dataset": dataset, "columns": [m.column for m in cols],
-        "rows": table.num_rows, "matched_rows": int(counts["matched"]),
-        "rows_rarer_than_k": int(counts["rare"]), "k": k,
-        "examples": [{"row": e["__row"], "source_rows_alike": e["__n"],
-                      "values": {m.column: mask_value(e[m.column]) for m in cols}}
-                     for e in examples],
+        "rows": table.num_rows, "matched_rows": int(matched.sum()),
+        "rows_rarer_than_k": int(rare.sum()), "k": k,
+        "examples": [{"row": i, "source_rows_alike": int(per_row[i]),
+                      "values": {m.column: mask_value(table[m.column][i].as_py()) for m in cols}}
+                     for i in examples],
     }
 
 

@@ -33,9 +33,10 @@ from release_review.checks.columns import (
     QUASI, SENSITIVE, Mapped, by_dataset, entity_column, map_columns, source,
 )
 from release_review.checks.masking import mask_value
-from release_review.checks.provenance import normalized
 from release_review.checks.shapes import ROW_LEVEL, table_views
-from release_review.checks.trusted import connection, fetch_arrow, quote, registered
+from release_review.checks.trusted import (
+    connection, distinct_rows, fetch_arrow, quote, registered,
+)
 
 CHECK = "reidentification"
 SHOWN = 10
@@ -49,12 +50,13 @@ def run(ctx: CheckContext) -> list[CheckResult]:
 
 def output_classes(table: pa.Table, qis: list[str], sensitive: list[str]) -> pl.DataFrame:
     """Per row: f (class size in the output) and ℓ per sensitive attribute."""
-    frame = pl.DataFrame({f"q{i}": pl.Series(normalized(table[c])) for i, c in enumerate(qis)})
+    frame = pl.from_arrow(table.select(qis + sensitive))
+    if isinstance(frame, pl.Series):
+        frame = frame.to_frame()
+    frame.columns = [f"q{i}" for i in range(len(qis))] + [f"s{j}" for j in range(len(sensitive))]
     keys = [f"q{i}" for i in range(len(qis))]
     exprs = [pl.len().over(keys).alias("f")]
-    for j, s in enumerate(sensitive):
-        frame = frame.with_columns(pl.Series(f"s{j}", normalized(table[s])))
-        exprs.append(pl.col(f"s{j}").n_unique().over(keys).alias(f"l{j}"))
+    exprs += [pl.col(f"s{j}").n_unique().over(keys).alias(f"l{j}") for j in range(len(sensitive))]
     return frame.select(exprs)
 
 
@@ -65,18 +67,17 @@ def population(ctx: CheckContext, table: pa.Table, dataset: str,
     ds = source(ctx, dataset)
     entity = entity_column(ds) if ds else None
     count = f"count(DISTINCT {quote(entity)})" if entity else "count(*)"
-    sub = table.select([m.column for m in cols]).append_column(
-        "__row", pa.array(range(table.num_rows), pa.int64()))
+    combos, group_of = distinct_rows(table, [m.column for m in cols])
     src = ", ".join(quote(m.source.name) for m in cols)
     on = " AND ".join(f"p.{quote(m.source.name)} = TRY_CAST(t.{quote(m.column)} AS "
                       f"{m.source.type})" for m in cols)
-    with connection(ctx) as con, registered(con, sub) as view:
+    with connection(ctx) as con, registered(con, combos) as view:
         got = fetch_arrow(con, (
-            f"SELECT t.__row, p.__n FROM {view} t JOIN (SELECT {src}, {count} AS __n "
+            f"SELECT t.__g, p.__n FROM {view} t JOIN (SELECT {src}, {count} AS __n "
             f"FROM main.{quote(dataset)} GROUP BY ALL) p ON {on}"))
-    out = np.zeros(table.num_rows, np.int64)
-    out[got["__row"].to_numpy()] = got["__n"].to_numpy()
-    return out
+    n = np.zeros(combos.num_rows, np.int64)
+    n[got["__g"].to_numpy()] = got["__n"].to_numpy()
+    return n[group_of]
 
 
 def _judge(ctx: CheckContext, name: str, table: pa.Table) -> CheckResult:

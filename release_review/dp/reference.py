@@ -52,7 +52,7 @@ def bounded_frame(engine: DpEngine, query: CheckedQuery, p: Plan) -> pl.DataFram
         inner = (f"SELECT * FROM (SELECT *, random() AS __r FROM ({inner})) QUALIFY "
                  f"row_number() OVER (PARTITION BY __unit ORDER BY __r) <= {query.contributions}")
     cur = engine._cursor()
-    frame = pl.from_arrow(cur.execute(inner, params).to_arrow_table())
+    frame = pl.from_arrow(cur.sql(inner, params=params).to_arrow_table())
     keep = list(query.group_by) + [f"__v{i}" for i in range(len(p.sum_columns + p.quantiles))]
     return frame.select(keep) if keep else frame.select(pl.lit(0).alias("__dummy"))
 

@@ -36,7 +36,13 @@ from release_review.dp.budget import BudgetStore, Charge, Receipt, Spent, remain
 from release_review.dp.engine import ALPHA, Computation, DpEngine, plan
 from release_review.dp.exceptions import BudgetExhausted, NotAuthorized, SpecInvalid
 from release_review.dp.keysets import PublicKeySets
-from release_review.dp.spec import CheckedQuery, QuerySpec, check_spec, parse_spec
+from release_review.dp.spec import (
+    CheckedQuery,
+    QuerySpec,
+    check_columns_exist,
+    check_spec,
+    parse_spec,
+)
 
 Clock = Callable[[], datetime]
 
@@ -123,14 +129,15 @@ class DpLane:
         parsed = spec if isinstance(spec, QuerySpec) else parse_spec(spec)
         at = at or self.clock()
         try:
+            dataset = self.catalog.get_dataset(parsed.dataset)
+        except NotFound as e:
+            raise NotAuthorized(f"DP release refused: {e.message}") from None
+        check_columns_exist(parsed, dataset)
+        try:
             grant = self.catalog.check_user_can_query(author, parsed.dataset, parsed.columns, at,
                                                       authorization_id)
         except QueryNotAuthorized as e:
             raise NotAuthorized(f"DP release refused: {e.message}") from None
-        try:
-            dataset = self.catalog.get_dataset(parsed.dataset)
-        except NotFound as e:  # pragma: no cover - the grant check found it a moment ago
-            raise NotAuthorized(str(e)) from None
         return check_spec(parsed, dataset, grant, self.keysets)
 
     def remaining(self, authorization_id: str, dataset: str, total: float) -> dict[str, Any]:

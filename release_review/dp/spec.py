@@ -343,6 +343,14 @@ def unit_column(dataset: DatasetRecord) -> str | None:
     return None
 
 
+def check_columns_exist(spec: QuerySpec, dataset: DatasetRecord) -> None:
+    """Refuse a column the dataset does not have (before asking whether it is in scope)."""
+    for name in spec.columns:
+        if dataset.column(name) is None:
+            raise SpecInvalid(f"dataset {dataset.name!r} has no column {name!r} (columns: "
+                              f"{', '.join(dataset.column_names)})")
+
+
 def check_spec(spec: QuerySpec, dataset: DatasetRecord, grant: Grant,
                keysets: PublicKeySets | None = None) -> CheckedQuery:
     """Check `spec` against the dataset's catalog record and the author's grant."""
