@@ -29,10 +29,12 @@ class SignedHeadGuard:
     def __init__(self, path: Path):
         self.path = path
         self.alt = path.with_name(path.name + ".alt")
+        self._seen: dict[Path, TreeHead] | None = None  # the slots as the last read() found them
 
     def read(self) -> TreeHead | None:
         """The newest recorded head; None if nothing was ever recorded."""
         heads, bad = self._slots()
+        self._seen = heads
         if heads:
             return max(heads.values(), key=lambda h: h.size)
         if bad:
@@ -42,9 +44,14 @@ class SignedHeadGuard:
             )
         return None
 
-    def write(self, note: bytes) -> None:
-        """Record a newly signed checkpoint note, overwriting the older slot, durably."""
-        heads, _ = self._slots()
+    def write(self, note: bytes, after_read: bool = False) -> None:
+        """Record a newly signed checkpoint note, overwriting the older slot, durably.
+
+        `after_read`: the caller read() the guard under the same lock just before, so the slots
+        are as read() found them and need not be read again.
+        """
+        heads = self._seen if after_read and self._seen is not None else self._slots()[0]
+        self._seen = None
         older = [p for p in (self.path, self.alt) if p not in heads]
         if not older:
             older = [min(heads, key=lambda p: heads[p].size)]

@@ -29,6 +29,7 @@ from ledger.entry import (
     MAX_ENTRY_BYTES,
     TYPE_PATTERN,
     canonical_bytes,
+    encode_entry,
     prepare_entry,
 )
 from ledger.exceptions import EntryError, LedgerError, LedgerUnavailable
@@ -50,7 +51,7 @@ class LogConfig:
     keys_dir: Path
     database_url: str
     origin: str
-    batch_max_size: int = 256
+    batch_max_size: int = 1024
     batch_max_age: float = 0.005
 
     @property
@@ -188,7 +189,7 @@ class Log:
         try:
             last = self._last_signed()
             first, head, note = self.store.append_batch(batch, signer, last)
-            self.guard.write(note)
+            self.guard.write(note, after_read=True)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         return first
@@ -266,25 +267,35 @@ class Appender:
         return self.client is not None
 
     def append_async(self, event: dict[str, Any]) -> "Future[int]":
-        return self._submit([encode_row(event)])
+        return self._submit([event])
 
     def append(self, event: dict[str, Any]) -> int:
-        return self._wait(self._submit([encode_row(event)]))
+        return self._wait(self._submit([event]))
 
     def append_many(self, events: Iterable[dict[str, Any]]) -> list[int]:
-        rows = [encode_row(e) for e in events]
-        if not rows:
+        events = list(events)
+        if not events:
             return []
-        first = self._wait(self._submit(rows))
-        return list(range(first, first + len(rows)))
+        first = self._wait(self._submit(events))
+        return list(range(first, first + len(events)))
 
-    def _submit(self, rows: list[Row]) -> "Future[int]":
+    def _submit(self, events: list[Any]) -> "Future[int]":
+        """Encode (all or nothing) and queue one request; the future gives its first index."""
         try:
             client = self._live_client()
-            if client is not None:
-                return client.submit([data for data, _ in rows])
+            if client is not None:  # the sequencer derives the filter columns itself
+                entries = [encode_entry(e) for e in events]
+                try:
+                    return client.submit(entries)
+                except LedgerUnavailable:
+                    if client.broken is None:
+                        raise
+                    # lost between the check and the submit; nothing was sent: go again
+                    client = self._live_client()
+                    if client is not None:
+                        return client.submit(entries)
             assert self.committer is not None
-            return self.committer.submit(rows)
+            return self.committer.submit([encode_row(e) for e in events])
         except LedgerError:
             raise
         except Exception as e:  # noqa: BLE001 - could not even queue it: not recorded

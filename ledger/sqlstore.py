@@ -50,7 +50,6 @@ from sqlalchemy import (
     insert,
     select,
     text,
-    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, NoSuchTableError, OperationalError, ProgrammingError
@@ -298,6 +297,13 @@ class SqlLedgerStore:
             f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join([ph] * 6)})"
         )
         self._insert_nodes = f"INSERT INTO ledger_nodes ({_NODE_COLUMNS}) VALUES ({ph}, {ph}, {ph})"
+        self._insert_checkpoint = (
+            f"INSERT INTO ledger_checkpoints (size, root, note, signed_at) "
+            f"VALUES ({ph}, {ph}, {ph}, {ph})"
+        )
+        self._cas_state = (
+            f"UPDATE ledger_state SET size = {ph}, root = {ph} WHERE id = 1 AND size = {ph}"
+        )
         self._trusted_signer: Signer | None = None
         self._trusted_vkey: str | None = None
 
@@ -398,15 +404,11 @@ class SqlLedgerStore:
                     # tree extends it by construction; otherwise prove it)
                     self._check_extends(reader, last_signed, head)
                 note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root), signer)
-                conn.execute(
-                    insert(checkpoints_t).values(
-                        size=head.size, root=head.root, note=note.decode(), signed_at=int(time.time())
-                    )
+                conn.exec_driver_sql(
+                    self._insert_checkpoint, (head.size, head.root, note.decode(), int(time.time()))
                 )
-                done = conn.execute(
-                    update(state_t)
-                    .where(state_t.c.id == 1, state_t.c.size == size)
-                    .values(size=head.size, root=head.root)
+                done = conn.exec_driver_sql(
+                    self._cas_state, (head.size, head.root, size)
                 )
                 if done.rowcount != 1:  # compare-and-swap on the state row, as a last guard
                     raise LedgerUnavailable(f"the tree state changed under the lock at size {size}")
@@ -419,8 +421,8 @@ class SqlLedgerStore:
         return size, head, note
 
     def _state(self, conn: Connection):  # type: ignore[no-untyped-def]
-        state = conn.execute(
-            select(state_t.c.origin, state_t.c.vkey, state_t.c.size, state_t.c.root)
+        state = conn.exec_driver_sql(
+            "SELECT origin, vkey, size, root FROM ledger_state WHERE id = 1"
         ).first()
         if state is None:
             raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)")

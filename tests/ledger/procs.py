@@ -214,7 +214,10 @@ def run_appender(config: str, ackfile: str, args: argparse.Namespace) -> None:
         for k in range(count):
             req = new_request()
             ev = {**event(args.tag, req, 0), "at": utc_now_ms()}
-            window.append((req, encode_entry(ev), appender.append_async(ev)))
+            try:
+                window.append((req, encode_entry(ev), appender.append_async(ev)))
+            except LedgerUnavailable:
+                failures += 1
             while len(window) > args.window or (k == count - 1 and window):
                 req, data, fut = window.popleft()
                 try:

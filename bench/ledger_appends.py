@@ -1,0 +1,289 @@
+"""Durable appends per second: the ledger with 1, 4 and 16 appender processes, and plain inserts.
+
+Configurations, each on a fresh SQLite log (WAL, synchronous=FULL) under `bench/results/`:
+- `sequencer`: a sequencer process (what the ledger service runs) batches for every appender
+  process; appenders pipeline `Appender.append_async(event)` (RFC 8785 encoding included);
+- `sequencer-bytes`: the same, with appenders sending already-canonical entry bytes through
+  `SequencerClient.submit` (the ledger path without JSON canonicalization, which the plain
+  inserts do not pay either);
+- `local`: no sequencer; each appender process sequences its own batches under the database lock.
+In the same run, the same entry rows are inserted into plain SQLite tables with the same pragmas
+and batch size by one process: `plain-same-rows` (the ledger's entry columns and indexes, no
+tree, no checkpoint) and `plain-bare` (index and bytes only). An append counts once its batch is
+committed and its checkpoint signed, exactly as for the services. PostgreSQL is measured for
+reference when the test server is reachable.
+
+Run alone: `python -m bench.ledger_appends [--entries 40000] [--batch 256] [--procs 1,4,16]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+
+from bench.common import RESULTS, dump, machine, results_dir
+from ledger.entry import encode_entry
+from ledger.log import Log, LogConfig, Sequencer, init_log
+
+ORIGIN = "bench.shuyu.local/appends"
+REPO = Path(__file__).resolve().parents[1]
+PG_URL = os.environ.get(
+    "SHUYU_TEST_PG_URL", "postgresql+psycopg://shuyu_test:shuyu_test@127.0.0.1:5432/shuyu_test"
+)
+
+
+def bench_event(worker: int, i: int) -> dict:
+    """A realistic audit event (about 240 bytes once canonical)."""
+    return {
+        "type": "query",
+        "actor": f"analyst-{worker}",
+        "role": "analyst",
+        "session": f"s-{worker}-{i // 1000}",
+        "details": {
+            "dataset": f"ds-{i % 13}",
+            "rows": i,
+            "sql_sha256": hashlib.sha256(f"{worker}/{i}".encode()).hexdigest(),
+        },
+    }
+
+
+def config_for(base: Path, url: str | None, batch: int) -> LogConfig:
+    return LogConfig(
+        ledger_dir=base / "ledger",
+        keys_dir=base / "keys",
+        database_url=url or f"sqlite:///{base / 'ledger' / 'ledger.db'}",
+        origin=ORIGIN,
+        batch_max_size=batch,
+    )
+
+
+def _write_config(cfg: LogConfig, path: Path) -> None:
+    path.write_text(json.dumps({
+        "ledger_dir": str(cfg.ledger_dir), "keys_dir": str(cfg.keys_dir),
+        "database_url": cfg.database_url, "batch": cfg.batch_max_size,
+    }))
+
+
+def _read_config(path: str) -> LogConfig:
+    raw = json.loads(Path(path).read_text())
+    return LogConfig(ledger_dir=Path(raw["ledger_dir"]), keys_dir=Path(raw["keys_dir"]),
+                     database_url=raw["database_url"], origin=ORIGIN,
+                     batch_max_size=raw["batch"])
+
+
+def _spawn(*args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.ledger_appends", *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE, text=True,
+    )
+
+
+# --- the processes ---------------------------------------------------------------------------
+
+
+def run_sequencer_process(config: str) -> None:
+    log = Log.open(_read_config(config))
+    seq = Sequencer(log)
+    seq.start()
+    print("ready", flush=True)
+    sys.stdin.read()  # until the harness closes our stdin
+    seq.stop()
+    log.close()
+
+
+def run_appender_process(config: str, worker: int, count: int, mode: str, go: str) -> None:
+    cfg = _read_config(config)
+    log = Log.open(cfg)
+    appender = log.appender()
+    events = [bench_event(worker, i) for i in range(count)]
+    if mode == "bytes":
+        from ledger.ipc import SequencerClient
+
+        assert appender.remote, "the bytes mode needs a running sequencer"
+        client = SequencerClient(cfg.socket_path, max_entries=cfg.batch_max_size)
+        encoded = [encode_entry(e) for e in events]
+        submit = lambda k: client.submit([encoded[k]])  # noqa: E731
+    else:
+        client = None
+        submit = lambda k: appender.append_async(events[k])  # noqa: E731
+    print("ready", flush=True)
+    while not os.path.exists(go):
+        time.sleep(0.001)
+    window: deque = deque()
+    for k in range(count):
+        window.append(submit(k))
+        if len(window) >= 2048:
+            window.popleft().result()
+    while window:
+        window.popleft().result()
+    if client:
+        client.close()
+    log.close()
+    print("done", flush=True)
+
+
+# --- the harness -----------------------------------------------------------------------------
+
+
+def ledger_rate(mode: str, procs: int, entries: int, batch: int, url: str | None = None) -> dict:
+    """Entries/s with `procs` appender processes; mode is sequencer, sequencer-bytes or local."""
+    base = RESULTS / f"appends-{mode}-{procs}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    cfg = config_for(base, url, batch)
+    init_log(cfg)
+    config = base / "config.json"
+    _write_config(cfg, config)
+    go = base / "go"
+    sequencer = None
+    if mode.startswith("sequencer"):
+        sequencer = subprocess.Popen(
+            [sys.executable, "-m", "bench.ledger_appends", "sequencer", str(config)],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert sequencer.stdout.readline().strip() == "ready"
+    per = entries // procs
+    kind = "bytes" if mode == "sequencer-bytes" else "events"
+    workers = [_spawn("appender", str(config), str(w), str(per), kind, str(go))
+               for w in range(procs)]
+    for w in workers:
+        assert w.stdout.readline().strip() == "ready"
+    cpu0 = _cpu_seconds(sequencer)
+    started = time.perf_counter()
+    go.touch()
+    for w in workers:
+        assert w.stdout.readline().strip() == "done"
+        w.wait()
+        w.stdout.close()
+    elapsed = time.perf_counter() - started
+    cpu1 = _cpu_seconds(sequencer)
+    if sequencer:
+        sequencer.stdin.close()
+        sequencer.wait(60)
+        sequencer.stdout.close()
+    log = Log.open(cfg)
+    try:
+        head = log.store.head()
+        checkpoints = sum(1 for _ in log.store.checkpoints())
+    finally:
+        log.close()
+    assert head.size == per * procs, (head.size, per * procs)
+    out = {
+        "entries": head.size,
+        "seconds": round(elapsed, 3),
+        "entries_per_s": round(head.size / elapsed),
+        "batches": checkpoints,
+        "mean_batch": round(head.size / checkpoints, 1),
+    }
+    if sequencer:
+        out["sequencer_cpu_us_per_entry"] = round((cpu1 - cpu0) / head.size * 1e6, 1)
+    return out
+
+
+def _cpu_seconds(proc: subprocess.Popen | None) -> float:
+    if proc is None:
+        return 0.0
+    fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def plain_rate(entries: int, batch: int, same_rows: bool) -> dict:
+    """One process inserting the same entry rows into a plain table, same pragmas and batch."""
+    from ledger.log import encode_row
+
+    path = results_dir("plain") / f"plain-{'rows' if same_rows else 'bare'}.db"
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    db = sqlite3.connect(path, isolation_level=None)
+    assert db.execute("PRAGMA journal_mode=WAL").fetchone()[0] == "wal"
+    db.execute("PRAGMA synchronous=FULL")
+    if same_rows:
+        db.execute("CREATE TABLE plain (idx INTEGER PRIMARY KEY, data BLOB NOT NULL, "
+                   "leaf_hash BLOB NOT NULL, type VARCHAR(120) NOT NULL, at VARCHAR(24) NOT NULL, "
+                   "actor VARCHAR(200))")
+        for col in ("type", "at", "actor"):
+            db.execute(f"CREATE INDEX plain_{col} ON plain ({col})")
+    else:
+        db.execute("CREATE TABLE plain (idx INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+    rows = []
+    for i in range(entries):
+        data, meta = encode_row(bench_event(i % 16, i))
+        h = hashlib.sha256(b"\x00" + data).digest()
+        rows.append((i, data, h, *meta) if same_rows else (i, data))
+    sql = f"INSERT INTO plain VALUES ({', '.join('?' * len(rows[0]))})"
+    started = time.perf_counter()
+    for k in range(0, entries, batch):
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(sql, rows[k : k + batch])
+        db.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    db.close()
+    return {"entries": entries, "seconds": round(elapsed, 3),
+            "entries_per_s": round(entries / elapsed)}
+
+
+def postgres_rate(entries: int, batch: int, procs: int) -> dict:
+    """The sequencer mode on PostgreSQL (reference only), in a scratch database."""
+    try:
+        from sqlalchemy import create_engine, text
+
+        admin = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        name = f"bench_{uuid.uuid4().hex[:10]}"
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as e:  # noqa: BLE001 - a reference number, reported as missing
+        return {"skipped": f"PostgreSQL not reachable: {type(e).__name__}"}
+    try:
+        url = PG_URL.rsplit("/", 1)[0] + "/" + name
+        return ledger_rate("sequencer", procs, entries, batch, url)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def run(entries: int = 40_000, batch: int = 256, procs: tuple[int, ...] = (1, 4, 16)) -> dict:
+    out: dict = {"batch_max_size": batch, "entries_per_config": entries}
+    out["plain-bare"] = plain_rate(entries, batch, same_rows=False)
+    out["plain-same-rows"] = plain_rate(entries, batch, same_rows=True)
+    for mode in ("sequencer", "sequencer-bytes", "local"):
+        for p in procs:
+            out[f"{mode}-{p}"] = ledger_rate(mode, p, entries, batch)
+    plain = out["plain-same-rows"]["entries_per_s"]
+    out["ratio_to_plain_same_rows"] = {
+        k: round(v["entries_per_s"] / plain, 3)
+        for k, v in out.items() if isinstance(v, dict) and k.startswith(("sequencer", "local"))
+    }
+    out["postgres-sequencer-4"] = postgres_rate(entries, batch, 4)
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "sequencer":
+        return run_sequencer_process(sys.argv[2])
+    if len(sys.argv) > 1 and sys.argv[1] == "appender":
+        return run_appender_process(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                                    sys.argv[5], sys.argv[6])
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--entries", type=int, default=40_000)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--procs", default="1,4,16")
+    args = ap.parse_args()
+    procs = tuple(int(p) for p in args.procs.split(","))
+    print(dump({"machine": machine(), "ledger_appends": run(args.entries, args.batch, procs)}))
+
+
+if __name__ == "__main__":
+    main()
