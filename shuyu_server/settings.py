@@ -31,7 +31,11 @@ class LedgerSettings(BaseModel):
         description="SQLAlchemy URL of the ledger database; default SQLite at "
         "<data_dir>/ledger/ledger.db. PostgreSQL: postgresql+psycopg://user@host/db.",
     )
-    batch_max_size: int = Field(256, ge=1, le=4096, description="Entries per batch (one commit).")
+    batch_max_size: int = Field(
+        1024, ge=1, le=4096,
+        description="Most entries per batch (one commit, one checkpoint). Batches hold whatever "
+        "is queued, so this only matters under load, where larger batches share the fsyncs.",
+    )
     batch_max_age_ms: float = Field(
         5.0, ge=0, le=1000, description="Longest wait (ms) for a batch to fill before committing."
     )
