@@ -183,8 +183,11 @@ def _number(d: np.ndarray) -> np.ndarray:
 
 
 def _weighted(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Row-wise weighted sums, exact: float32 BLAS is exact below 2**24."""
-    return (values.astype(np.float32) @ weights.astype(np.float32)).astype(np.int64)
+    """Row-wise weighted sums, one column at a time (no widened copy of the matrix)."""
+    out = np.zeros(len(values), np.int32)
+    for j, w in enumerate(weights.tolist()):
+        out += values[:, j].astype(np.int32) * int(w)
+    return out
 
 
 def valid_dates(year: np.ndarray, month: np.ndarray, day: np.ndarray) -> np.ndarray:
