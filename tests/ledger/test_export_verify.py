@@ -307,3 +307,37 @@ def test_verify_a_log_in_postgresql(tmp_path: Path, pg_url: str) -> None:
     finally:
         log.close()
     assert e.value.index == 77
+
+
+def test_damaged_export_files_are_located(tmp_path: Path) -> None:
+    """A mirror with a missing entry bundle, a short hash tile or a bad entry: the verifier
+    reads what is there and names the first entry that is missing or wrong."""
+    cfg, vkey = make_log(tmp_path / "data", [300, 300])  # 600 = 2 full tiles + 88
+    key = parse_key(vkey, "vkey")
+    out = tmp_path / "tiles"
+    _export(cfg, out)
+    assert run_verification(open_tiles("dir", str(out), key, [], [])).size == 600
+
+    bundle = (out / "tile/entries/001").read_bytes()
+    (out / "tile/entries/001").unlink()
+    with pytest.raises(VerificationError) as e:
+        run_verification(open_tiles("dir", str(out), key, [], []))
+    assert e.value.index == 256 and "entry 256 is missing" in str(e.value)
+    (out / "tile/entries/001").write_bytes(bundle[: len(bundle) // 2])  # cut inside an entry
+    with pytest.raises(VerificationError) as e:
+        run_verification(open_tiles("dir", str(out), key, [], []))
+    assert 256 < e.value.index < 512 and "is missing" in str(e.value)
+    (out / "tile/entries/001").write_bytes(bundle)
+
+    tile = (out / "tile/0/000").read_bytes()
+    (out / "tile/0/000").write_bytes(tile[: 32 * 100 + 5])
+    with pytest.raises(VerificationError) as e:
+        run_verification(open_tiles("dir", str(out), key, [], []))
+    assert e.value.index == 100 and "stored leaf hash is missing" in str(e.value)
+    (out / "tile/0/000").write_bytes(tile)
+
+    part = out / "tile/entries/002.p/88"
+    part.write_bytes(part.read_bytes().replace(b'"n":599', b'"n":598'))
+    with pytest.raises(VerificationError) as e:
+        run_verification(open_tiles("dir", str(out), key, [], []))
+    assert e.value.index == 599 and "entry 599 was altered" in str(e.value)
