@@ -83,6 +83,7 @@ class RealHub:
             "SHUYU_HUB_API_PORT": str(api_port),
             "SHUYU_HUB_PROXY_API_PORT": str(proxy_api_port),
             "SHUYU_GATEWAY_PORT": str(gateway_port),
+            "SHUYU_HUB_SANDBOXES": "off",  # no spawner layer: these tests need no Docker
             "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
             **(gateway_env or {}),
         })
