@@ -145,67 +145,66 @@ def _authorization(r: Any, team: set[str], scope: list[DatasetScope]) -> Authori
     )
 
 
-# --- the query-time check: prebuilt statements ------------------------------------------------
+# --- the query-time check: prebuilt statements, two round trips --------------------------------
 
 _DATASET = (
-    select(D, P.c.name.label("provider_name"))
+    select(D, P.c.name.label("provider_name"), C.c.name.label("c_name"),
+           C.c.type.label("c_type"), C.c.identifier_class.label("c_class"),
+           C.c.group_by_allowed.label("c_group_by"), C.c.description.label("c_description"),
+           C.c.label.label("c_label"))
     .join(P, P.c.id == D.c.provider_id)
+    .outerjoin(C, C.c.dataset_id == D.c.id)
     .where(D.c.name == bindparam("dataset"))
+    .order_by(C.c.position)
 )
-_COLUMNS = select(C).where(C.c.dataset_id == bindparam("dataset_id")).order_by(C.c.position)
 _COVERING = (
     select(A, OP.c.name.label("operator_name"), AD.c.id.label("scope_id"),
-           AD.c.access_mode.label("scope_mode"), AD.c.epsilon.label("scope_epsilon"))
+           AD.c.access_mode.label("scope_mode"), AD.c.epsilon.label("scope_epsilon"),
+           AC.c.column_name.label("scope_column"))
     .join(OP, OP.c.id == A.c.operator_id)
     .join(AD, AD.c.authorization_id == A.c.id)
+    .join(D, D.c.id == AD.c.dataset_id)
     .join(AA, AA.c.authorization_id == A.c.id)
     .join(AN, AN.c.id == AA.c.analyst_id)
-    .where(AD.c.dataset_id == bindparam("dataset_id"), AN.c.user_name == bindparam("user"))
+    .outerjoin(AC, AC.c.scope_id == AD.c.id)
+    .where(D.c.name == bindparam("dataset"), AN.c.user_name == bindparam("user"))
     .order_by(A.c.created_at, A.c.id)
 )
-_SCOPE_COLUMNS = select(AC.c.scope_id, AC.c.column_name).where(
-    AC.c.scope_id.in_(bindparam("scope_ids", expanding=True))
-)
-
-
-def _one_dataset(conn: Connection, name: str) -> tuple[int | None, DatasetRecord | None]:
-    row = conn.execute(_DATASET, {"dataset": name}).mappings().first()
-    if row is None:
-        return None, None
-    columns = tuple(
-        ColumnRecord(c["name"], c["type"], IdentifierClass(c["identifier_class"]),
-                     bool(c["group_by_allowed"]), c["description"], c["label"])
-        for c in conn.execute(_COLUMNS, {"dataset_id": row["id"]}).mappings()
-    )
-    return row["id"], _dataset(row, columns)
 
 
 def dataset(conn: Connection, name: str) -> DatasetRecord | None:
-    """One dataset by name (prebuilt statements: the gateway asks for it on every query)."""
-    return _one_dataset(conn, name)[1]
+    """One dataset by name, in one query (the gateway asks for it on every query)."""
+    rows = conn.execute(_DATASET, {"dataset": name}).mappings().all()
+    if not rows:
+        return None
+    columns = tuple(
+        ColumnRecord(r["c_name"], r["c_type"], IdentifierClass(r["c_class"]),
+                     bool(r["c_group_by"]), r["c_description"], r["c_label"])
+        for r in rows if r["c_name"] is not None
+    )
+    return _dataset(rows[0], columns)
 
 
 def query_context(
-    conn: Connection, user: str, dataset: str
+    conn: Connection, user: str, dataset_name: str
 ) -> tuple[DatasetRecord | None, list[AuthorizationRecord]]:
     """The dataset and partial views of the agreements naming `user` and it (see storage)."""
-    ds_id, ds = _one_dataset(conn, dataset)
+    ds = dataset(conn, dataset_name)
     if ds is None:
         return None, []
-    rows = conn.execute(_COVERING, {"dataset_id": ds_id, "user": user}).mappings().all()
-    if not rows:
-        return ds, []
-    scoped: dict[int, set[str]] = defaultdict(set)
-    scope_ids = [r["scope_id"] for r in rows]
-    for scope_id, name in conn.execute(_SCOPE_COLUMNS, {"scope_ids": scope_ids}):
-        scoped[scope_id].add(name)
+    first: dict[str, Any] = {}
+    scoped: dict[str, set[str]] = defaultdict(set)
+    for r in conn.execute(_COVERING, {"dataset": dataset_name, "user": user}).mappings():
+        first.setdefault(r["id"], r)
+        if r["scope_column"] is not None:
+            scoped[r["id"]].add(r["scope_column"])
     views = [
         replace(
-            _authorization(r, {user}, [DatasetScope(dataset, AccessMode(r["scope_mode"]),
+            _authorization(r, {user}, [DatasetScope(dataset_name, AccessMode(r["scope_mode"]),
                                                     r["scope_epsilon"],
-                                                    frozenset(scoped[r["scope_id"]]))]),
+                                                    frozenset(scoped[auth_id]))]),
             partial=True,
         )
-        for r in rows
+        for auth_id, r in first.items()
     ]
     return ds, views

@@ -101,10 +101,13 @@ class CatalogStore(Protocol):
 
 
 def make_engines(url: str) -> tuple[Engine, Engine]:
-    """(writer, reader) engines; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE writers."""
+    """(writer, reader) engines. SQLite: WAL, a busy timeout, BEGIN IMMEDIATE writers.
+    PostgreSQL: readers in REPEATABLE READ, so the queries of one read share a snapshot."""
     if not url.startswith("sqlite"):
-        engine = create_engine(url, pool_pre_ping=True)
-        return engine, engine
+        writer = create_engine(url, pool_pre_ping=True)
+        # Reads of one check must see one snapshot: REPEATABLE READ on PostgreSQL.
+        reader = create_engine(url, pool_pre_ping=True, isolation_level="REPEATABLE READ")
+        return writer, reader
     path = url.split("///", 1)[1] if "///" in url else ""
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -166,7 +169,7 @@ class SqlAlchemyCatalogStore:
 
     @contextmanager
     def _snapshot(self) -> Iterator[Connection]:
-        """One read transaction (a consistent snapshot) for Core queries."""
+        """One read transaction for Core queries, all seeing the same snapshot."""
         with self.reader.connect() as conn, conn.begin():
             yield conn
 
