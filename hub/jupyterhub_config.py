@@ -19,9 +19,9 @@ What this file sets, one function per concern (each takes the config object ``c`
   and the scopes of its server token (the usual two, plus the gateway scope).
 
 The spawner itself is not chosen here: hardening it (DockerSpawner on an internal network,
-read-only root, dropped capabilities…) is a separate layer added by ``hub/spawner.py`` with its
-own ``configure_spawner(c)``; it should extend ``c.Spawner.environment`` and
-``c.Spawner.server_token_scopes`` rather than replace them.
+read-only root, dropped capabilities…), the session hooks and the sandbox watchdog service are
+a separate layer, ``hub/spawner.py``'s ``configure_spawner(c, opts)``, applied last unless
+``SHUYU_HUB_SANDBOXES=off`` (a hub without sandboxes); it extends ``c.Spawner.environment``.
 
 Environment (all optional): ``SHUYU_DATA_DIR`` (default ``./var``), ``SHUYU_HUB_IP`` and
 ``SHUYU_HUB_PORT`` (public proxy address, default 127.0.0.1:8000), ``SHUYU_HUB_API_PORT`` (the
@@ -124,7 +124,8 @@ def configure_network(c: Any, opts: HubOptions) -> None:
 
 
 def configure_authenticator(c: Any, opts: HubOptions) -> None:
-    c.JupyterHub.authenticator_class = "native"
+    # NativeAuthenticator, with a login handler that works on JupyterHub 6 (see hub/auth.py)
+    c.JupyterHub.authenticator_class = "hub.auth.ShuyuAuthenticator"
     c.NativeAuthenticator.enable_signup = opts.signup
     c.NativeAuthenticator.open_signup = False
     c.NativeAuthenticator.minimum_password_length = 12
@@ -132,6 +133,8 @@ def configure_authenticator(c: Any, opts: HubOptions) -> None:
     c.NativeAuthenticator.allowed_failed_logins = 5
     c.NativeAuthenticator.seconds_before_next_try = 600
     c.Authenticator.admin_users = set(opts.admins)
+    # accounts are made by the operator/authority (hub/accounts.py): users in the hub database
+    c.Authenticator.allow_existing_users = True
 
 
 def configure_roles(c: Any) -> None:
@@ -179,6 +182,10 @@ def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
     configure_roles(c)
     configure_gateway(c, opts)
     configure_sandbox_environment(c, opts)
+    if os.environ.get("SHUYU_HUB_SANDBOXES", "docker") != "off":
+        from hub.spawner import configure_spawner
+
+        configure_spawner(c, opts)
     return opts
 
 
