@@ -34,6 +34,7 @@ test: install
 	bash deploy/bootstrap/test-deps.sh
 	bash deploy/bootstrap/docker.sh
 	bash deploy/bootstrap/proxy.sh
+	bash deploy/bootstrap/browser.sh
 	$(BIN)/pytest -p no:cacheprovider
 
 test-fast: install
