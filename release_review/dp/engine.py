@@ -175,9 +175,12 @@ def build_sql(query: CheckedQuery, p: Plan, truncate: bool) -> tuple[str, list[A
 class DpEngine:
     """Computes DP releases over the domain store (one read-only DuckDB connection)."""
 
-    def __init__(self, domain_dir: Path, *, memory_limit: str = "2GB", threads: int = 2):
+    def __init__(self, domain_dir: Path, **readonly_options: Any):
+        """`readonly_options` go to ``open_readonly`` (memory_limit, threads). Leave them at its
+        defaults to share the process's DuckDB instance with the other trusted-side readers:
+        DuckDB refuses a second connection to one file with a different configuration."""
         self.domain_dir = Path(domain_dir)
-        self.memory_limit, self.threads = memory_limit, threads
+        self.readonly_options = readonly_options
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._unit_rows: dict[tuple[str, str], int] = {}
@@ -192,8 +195,7 @@ class DpEngine:
         with self._lock:
             if self._con is None:
                 try:
-                    self._con = open_readonly(self.domain_dir, memory_limit=self.memory_limit,
-                                              threads=self.threads)
+                    self._con = open_readonly(self.domain_dir, **self.readonly_options)
                 except DomainError as e:
                     raise ComputationFailed(str(e)) from None
             return self._con.cursor()
@@ -202,6 +204,12 @@ class DpEngine:
 
     def max_rows_per_unit(self, query: CheckedQuery) -> int:
         cur = self._cursor()
+        try:
+            return self._max_rows_per_unit(cur, query)
+        finally:
+            cur.close()
+
+    def _max_rows_per_unit(self, cur: duckdb.DuckDBPyConnection, query: CheckedQuery) -> int:
         try:
             version = cur.execute(
                 "SELECT sha256 FROM shuyu_meta.dataset_versions WHERE dataset = ? AND current",
@@ -228,12 +236,14 @@ class DpEngine:
         """Every group present in the bounded data with its exact aggregates."""
         truncate = self.max_rows_per_unit(query) > query.contributions
         sql, params = build_sql(query, p, truncate)
+        cur = self._cursor()
         try:
-            cur = self._cursor()
             result = cur.execute(sql, params).fetchall()
         except duckdb.Error as e:
             raise ComputationFailed(f"the domain store could not compute the release: "
                                     f"{type(e).__name__}") from None
+        finally:
+            cur.close()
         groups = []
         width = len(query.group_by)
         for row in result:

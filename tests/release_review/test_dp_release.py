@@ -81,3 +81,29 @@ def test_intervals_cover_the_exact_values_95_percent_of_the_time(world, tmp_path
         assert 0.93 <= hits / total <= 0.97  # 1680 draws: ±2% is > 4 standard errors
     finally:
         lane.close()
+
+
+def test_contributions_are_bounded_per_person(world, tmp_path) -> None:
+    """With k = 1 each resident keeps one of their monthly rows: the group counts add up to
+    the number of distinct residents, not rows (and the engine says it truncated)."""
+    from hub.domain import open_readonly
+
+    query = checked(world, {"dataset": "social_insurance", "group_by": ["payment_status"],
+                            "epsilon": 0.1, "max_rows_per_person": 1,
+                            "filters": [{"column": "month", "op": "<=", "value": "2025-06-01"}],
+                            "measures": [{"op": "count"}]})
+    lane = open_lane(world, tmp_path)
+    con = open_readonly(world.settings.domain_dir)
+    try:
+        assert lane.engine.max_rows_per_unit(query) > 1
+        groups, truncated = lane.engine.exact_groups(query, plan(query))
+        people, rows = con.execute(
+            "SELECT count(DISTINCT resident_id), count(*) FROM social_insurance "
+            "WHERE month <= DATE '2025-06-01'").fetchone()
+        assert truncated and sum(g.count for g in groups) == people < rows
+        wider = checked(world, {**query.spec.to_json(), "max_rows_per_person": 1000})
+        groups, truncated = lane.engine.exact_groups(wider, plan(wider))
+        assert not truncated and sum(g.count for g in groups) == rows  # identity: skipped
+    finally:
+        con.close()
+        lane.close()
