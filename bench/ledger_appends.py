@@ -13,7 +13,7 @@ tree, no checkpoint) and `plain-bare` (index and bytes only). An append counts o
 committed and its checkpoint signed, exactly as for the services. PostgreSQL is measured for
 reference when the test server is reachable.
 
-Run alone: `python -m bench.ledger_appends [--entries 40000] [--batch 256] [--procs 1,4,16]`.
+Run alone: `python -m bench.ledger_appends [--entries 60000] [--batch N] [--procs 1,4,16]`.
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def run_appender_process(config: str, worker: int, count: int, mode: str, go: st
     print("ready", flush=True)
     while not os.path.exists(go):
         time.sleep(0.001)
+    cpu0 = _own_cpu()
     window: deque = deque()
     for k in range(count):
         window.append(submit(k))
@@ -127,10 +128,16 @@ def run_appender_process(config: str, worker: int, count: int, mode: str, go: st
             window.popleft().result()
     while window:
         window.popleft().result()
+    cpu = _own_cpu() - cpu0
     if client:
         client.close()
     log.close()
-    print("done", flush=True)
+    print(f"done {cpu}", flush=True)
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 # --- the harness -----------------------------------------------------------------------------
@@ -163,8 +170,11 @@ def ledger_rate(mode: str, procs: int, entries: int, batch: int, url: str | None
     cpu0 = _cpu_seconds(sequencer)
     started = time.perf_counter()
     go.touch()
+    appender_cpu = 0.0
     for w in workers:
-        assert w.stdout.readline().strip() == "done"
+        word, cpu = w.stdout.readline().split()
+        assert word == "done"
+        appender_cpu += float(cpu)
         w.wait()
         w.stdout.close()
     elapsed = time.perf_counter() - started
@@ -187,8 +197,10 @@ def ledger_rate(mode: str, procs: int, entries: int, batch: int, url: str | None
         "batches": checkpoints,
         "mean_batch": round(head.size / checkpoints, 1),
     }
+    out["appender_cpu_us_per_entry"] = round(appender_cpu / head.size * 1e6, 1)
     if sequencer:
         out["sequencer_cpu_us_per_entry"] = round((cpu1 - cpu0) / head.size * 1e6, 1)
+    out["cpu_us_per_entry"] = round(((cpu1 - cpu0) + appender_cpu) / head.size * 1e6, 1)
     return out
 
 
@@ -223,15 +235,16 @@ def plain_rate(entries: int, batch: int, same_rows: bool) -> dict:
         h = hashlib.sha256(b"\x00" + data).digest()
         rows.append((i, data, h, *meta) if same_rows else (i, data))
     sql = f"INSERT INTO plain VALUES ({', '.join('?' * len(rows[0]))})"
-    started = time.perf_counter()
+    started, cpu0 = time.perf_counter(), _own_cpu()
     for k in range(0, entries, batch):
         db.execute("BEGIN IMMEDIATE")
         db.executemany(sql, rows[k : k + batch])
         db.execute("COMMIT")
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, _own_cpu() - cpu0
     db.close()
     return {"entries": entries, "seconds": round(elapsed, 3),
-            "entries_per_s": round(entries / elapsed)}
+            "entries_per_s": round(entries / elapsed),
+            "cpu_us_per_entry": round(cpu / entries * 1e6, 1)}
 
 
 def postgres_rate(entries: int, batch: int, procs: int) -> dict:
@@ -254,19 +267,32 @@ def postgres_rate(entries: int, batch: int, procs: int) -> dict:
         admin.dispose()
 
 
-def run(entries: int = 40_000, batch: int = 256, procs: tuple[int, ...] = (1, 4, 16)) -> dict:
-    out: dict = {"batch_max_size": batch, "entries_per_config": entries}
+def default_batch() -> int:
+    from shuyu_server.settings import LedgerSettings
+
+    return LedgerSettings().batch_max_size
+
+
+def run(entries: int = 60_000, batch: int | None = None,
+        procs: tuple[int, ...] = (1, 4, 16)) -> dict:
+    batch = batch or default_batch()
+    out: dict = {"batch_max_size": batch, "entries_per_config": entries,
+                 "load_avg_before": round(os.getloadavg()[0], 2)}
     out["plain-bare"] = plain_rate(entries, batch, same_rows=False)
     out["plain-same-rows"] = plain_rate(entries, batch, same_rows=True)
     for mode in ("sequencer", "sequencer-bytes", "local"):
         for p in procs:
             out[f"{mode}-{p}"] = ledger_rate(mode, p, entries, batch)
-    plain = out["plain-same-rows"]["entries_per_s"]
+    plain = out["plain-same-rows"]
+    ledger = {k: v for k, v in out.items() if k.startswith(("sequencer", "local"))}
     out["ratio_to_plain_same_rows"] = {
-        k: round(v["entries_per_s"] / plain, 3)
-        for k, v in out.items() if isinstance(v, dict) and k.startswith(("sequencer", "local"))
+        k: round(v["entries_per_s"] / plain["entries_per_s"], 3) for k, v in ledger.items()
+    }
+    out["cpu_ratio_plain_over_ledger"] = {  # load-independent: plain CPU cost / ledger CPU cost
+        k: round(plain["cpu_us_per_entry"] / v["cpu_us_per_entry"], 3) for k, v in ledger.items()
     }
     out["postgres-sequencer-4"] = postgres_rate(entries, batch, 4)
+    out["load_avg_after"] = round(os.getloadavg()[0], 2)
     return out
 
 
@@ -277,8 +303,8 @@ def main() -> None:
         return run_appender_process(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                                     sys.argv[5], sys.argv[6])
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--entries", type=int, default=40_000)
-    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--entries", type=int, default=60_000)
+    ap.add_argument("--batch", type=int, default=None, help="default: the settings' batch size")
     ap.add_argument("--procs", default="1,4,16")
     args = ap.parse_args()
     procs = tuple(int(p) for p in args.procs.split(","))

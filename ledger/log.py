@@ -76,9 +76,15 @@ class LogConfig:
         return self.ledger_dir / "last-signed.lock"
 
 
+_KNOWN_TYPES: set[str] = set()  # types already checked (there are few; the check runs per entry)
+
+
 def _meta(kind: Any, at: Any, actor: Any) -> EntryMeta:
-    if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
-        raise EntryError(f"entry needs a 'type' of dotted lowercase nouns, got {kind!r}")
+    if type(kind) is not str or kind not in _KNOWN_TYPES:
+        if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
+            raise EntryError(f"entry needs a 'type' of dotted lowercase nouns, got {kind!r}")
+        if len(_KNOWN_TYPES) < 4096:
+            _KNOWN_TYPES.add(kind)
     if not isinstance(at, str) or not AT_PATTERN.match(at):
         raise EntryError(f"entry 'at' must be UTC RFC 3339 with milliseconds, got {at!r}")
     return EntryMeta(kind[:120], at, str(actor)[:200] if actor else None)
