@@ -15,6 +15,10 @@ What this file sets, one function per concern (each takes the config object ``c`
   scope ``custom:shuyu:query`` that only analysts hold, so only their tokens can query;
 - ``configure_gateway``: the query gateway as a hub-managed service (``python -m hub.gateway``)
   at ``/services/gateway/``;
+- ``configure_review``: the release review service (``python -m release_review.web``) at
+  ``/services/review/``: analysts' clients submit with the scope ``custom:shuyu:release``;
+  reviewers and analysts open it in a browser through hub OAuth (``access:services!service=
+  review``, which sandbox server tokens never hold, so a sandbox cannot download a package);
 - ``configure_sandbox_environment``: what every sandbox server is told (``SHUYU_GATEWAY_URL``)
   and the scopes of its server token (the usual two, plus the gateway scope).
 
@@ -26,10 +30,11 @@ a separate layer, ``hub/spawner.py``'s ``configure_spawner(c, opts)``, applied l
 Environment (all optional): ``SHUYU_DATA_DIR`` (default ``./var``), ``SHUYU_HUB_IP`` and
 ``SHUYU_HUB_PORT`` (public proxy address, default 127.0.0.1:8000), ``SHUYU_HUB_API_PORT`` (the
 hub's own port, 8081), ``SHUYU_HUB_PROXY_API_PORT`` (8001), ``SHUYU_GATEWAY_PORT`` (8030),
-``SHUYU_HUB_ADMINS`` (comma-separated admin users), ``SHUYU_HUB_SIGNUP`` (``1`` lets people
-sign up; an admin must still authorize each account), ``SHUYU_HUB_SANDBOX_URL`` (how sandboxes
-reach the proxy, default the public address). Every ``SHUYU_*`` variable is passed on to the
-gateway, which reads the shared settings and ``SHUYU_GATEWAY_*`` options from them.
+``SHUYU_REVIEW_PORT`` (8040), ``SHUYU_HUB_ADMINS`` (comma-separated admin users),
+``SHUYU_HUB_SIGNUP`` (``1`` lets people sign up; an admin must still authorize each account),
+``SHUYU_HUB_SANDBOX_URL`` (how sandboxes reach the proxy, default the public address). Every
+``SHUYU_*`` variable is passed on to the gateway and the review service, which read the shared
+settings and their ``SHUYU_GATEWAY_*`` / ``SHUYU_REVIEW_*`` options from them.
 """
 
 from __future__ import annotations
@@ -43,7 +48,11 @@ from typing import Any, Mapping
 GATEWAY_SERVICE = "gateway"
 GATEWAY_SCOPE = "custom:shuyu:query"
 GROUPS = ("analysts", "reviewers", "regulators", "authority")
-SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", GATEWAY_SCOPE]
+REVIEW_SERVICE = "review"
+RELEASE_SCOPE = "custom:shuyu:release"
+REVIEW_ACCESS = f"access:services!service={REVIEW_SERVICE}"
+SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", GATEWAY_SCOPE,
+                       RELEASE_SCOPE]
 
 
 @dataclass(frozen=True)
@@ -56,6 +65,7 @@ class HubOptions:
     api_port: int = 8081
     proxy_api_port: int = 8001
     gateway_port: int = 8030
+    review_port: int = 8040
     admins: tuple[str, ...] = ()
     signup: bool = False
     sandbox_url: str = ""
@@ -96,6 +106,7 @@ def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
         api_port=_port(env, "SHUYU_HUB_API_PORT", 8081),
         proxy_api_port=_port(env, "SHUYU_HUB_PROXY_API_PORT", 8001),
         gateway_port=_port(env, "SHUYU_GATEWAY_PORT", 8030),
+        review_port=_port(env, "SHUYU_REVIEW_PORT", 8040),
         admins=tuple(a.strip() for a in env.get("SHUYU_HUB_ADMINS", "").split(",") if a.strip()),
         signup=env.get("SHUYU_HUB_SIGNUP", "") == "1",
         sandbox_url=env.get("SHUYU_HUB_SANDBOX_URL", ""),
@@ -142,6 +153,9 @@ def configure_roles(c: Any) -> None:
         GATEWAY_SCOPE: {
             "description": "Query authorized datasets through the Shuyu query gateway.",
         },
+        RELEASE_SCOPE: {
+            "description": "Submit outputs for release review and follow their status.",
+        },
     }
     c.JupyterHub.load_groups = {name: {"users": []} for name in GROUPS}
     c.JupyterHub.load_roles = [
@@ -149,7 +163,13 @@ def configure_roles(c: Any) -> None:
             "name": "shuyu-analyst",
             "description": "Analysts of operating companies: query through the gateway.",
             "groups": ["analysts"],
-            "scopes": ["self", GATEWAY_SCOPE],
+            "scopes": ["self", GATEWAY_SCOPE, RELEASE_SCOPE, REVIEW_ACCESS],
+        },
+        {
+            "name": "shuyu-reviewer",
+            "description": "Security reviewers: the release review service's pages.",
+            "groups": ["reviewers"],
+            "scopes": ["self", REVIEW_ACCESS],
         },
     ]
 
@@ -163,6 +183,20 @@ def configure_gateway(c: Any, opts: HubOptions) -> None:
             "command": [sys.executable, "-m", "hub.gateway"],
             "environment": dict(opts.passthrough),
             "display": False,
+        },
+    ]
+
+
+def configure_review(c: Any, opts: HubOptions) -> None:
+    c.JupyterHub.services = [
+        *[s for s in _configured(c.JupyterHub, "services", []) if s.get("name") != REVIEW_SERVICE],
+        {
+            "name": REVIEW_SERVICE,
+            "url": f"http://127.0.0.1:{opts.review_port}",
+            "command": [sys.executable, "-m", "release_review.web"],
+            "environment": dict(opts.passthrough),
+            "oauth_no_confirm": True,
+            "display": True,
         },
     ]
 
@@ -181,6 +215,7 @@ def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
     configure_authenticator(c, opts)
     configure_roles(c)
     configure_gateway(c, opts)
+    configure_review(c, opts)
     configure_sandbox_environment(c, opts)
     if os.environ.get("SHUYU_HUB_SANDBOXES", "docker") != "off":
         from hub.spawner import configure_spawner

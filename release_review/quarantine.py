@@ -19,7 +19,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import AsyncIterable, BinaryIO, Iterable
 
 from release_review.exceptions import InvalidInput, PackageError, TooLarge
 
@@ -58,32 +58,63 @@ class ContentStore:
 
     def put_chunks(self, chunks: Iterable[bytes], max_bytes: int | None = None) -> Stored:
         """Store the concatenated chunks; refuse (TooLarge) past `max_bytes`, keeping nothing."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        digest, size = hashlib.sha256(), 0
-        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
+        tmp, out, digest = self._incoming()
         try:
-            with os.fdopen(fd, "wb") as out:
+            with out:
+                size = 0
                 for chunk in chunks:
-                    size += len(chunk)
-                    if max_bytes is not None and size > max_bytes:
-                        raise TooLarge(f"the file is larger than the limit of {max_bytes:,} bytes")
-                    digest.update(chunk)
-                    out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            sha = digest.hexdigest()
-            final = self.path(sha)
-            final.parent.mkdir(exist_ok=True, mode=0o700)
-            if final.is_file():
-                os.unlink(tmp)
-            else:
-                os.chmod(tmp, 0o400)
-                os.replace(tmp, final)
-            return Stored(sha, size, final)
+                    size = self._write(out, digest, chunk, size, max_bytes)
+            return self._commit(tmp, digest.hexdigest(), size, out)
         except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            self._discard(tmp)
             raise
+
+    async def put_async(self, chunks: AsyncIterable[bytes], max_bytes: int | None = None
+                        ) -> Stored:
+        """``put_chunks`` for a request body that arrives asynchronously."""
+        tmp, out, digest = self._incoming()
+        try:
+            with out:
+                size = 0
+                async for chunk in chunks:
+                    size = self._write(out, digest, chunk, size, max_bytes)
+            return self._commit(tmp, digest.hexdigest(), size, out)
+        except BaseException:
+            self._discard(tmp)
+            raise
+
+    def _incoming(self) -> tuple[str, BinaryIO, "hashlib._Hash"]:
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(prefix=".incoming-", dir=self.root)
+        return tmp, os.fdopen(fd, "wb"), hashlib.sha256()
+
+    @staticmethod
+    def _write(out: BinaryIO, digest: "hashlib._Hash", chunk: bytes, size: int,
+               max_bytes: int | None) -> int:
+        size += len(chunk)
+        if max_bytes is not None and size > max_bytes:
+            raise TooLarge(f"the file is larger than the limit of {max_bytes:,} bytes")
+        digest.update(chunk)
+        out.write(chunk)
+        return size
+
+    @staticmethod
+    def _discard(tmp: str) -> None:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+    def _commit(self, tmp: str, sha: str, size: int, out: BinaryIO) -> Stored:
+        """Make the written file durable and move it under its hash (or drop a duplicate)."""
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        final = self.path(sha)
+        final.parent.mkdir(exist_ok=True, mode=0o700)
+        if final.is_file():
+            os.unlink(tmp)
+        else:
+            os.chmod(tmp, 0o400)
+            os.replace(tmp, final)
+        return Stored(sha, size, final)
 
     def read_verified(self, sha256: str) -> bytes:
         """The bytes stored under `sha256`, re-hashed; PackageError if missing or changed."""

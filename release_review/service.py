@@ -22,7 +22,7 @@ import functools
 import json
 import shutil
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, TypeVar
@@ -80,6 +80,7 @@ SHOWN_QUERIES = 50
 # one DuckDB database instance per process: every connection to the domain store made here
 # (checks and the DP engine) must use the same configuration
 DOMAIN_MEMORY, DOMAIN_THREADS = "1GB", 2
+PREVIEW_BYTES = 20 << 20  # files up to this size are previewed on the reviewer's page
 
 
 def utc_now() -> datetime:
@@ -148,6 +149,7 @@ class RequestDetail:
     package: PackageRecord | None
     queries: list[dict[str, Any]]
     previous: list[ReleaseRequest]
+    contents: dict[str, bytes] = field(default_factory=dict)  # files previewed on the page
     can_vote: bool = False  # may reject or return now
     can_approve: bool = False  # may approve now
     vote_refusal: str | None = None  # why not (shown beside the form)
@@ -241,6 +243,11 @@ class ReleaseReviewService:
         """Stream one file into quarantine (content-addressed); analysts only."""
         permissions.check_user_can_submit_release(user)
         return self.quarantine.put_chunks(chunks, self.thresholds.max_bytes)
+
+    async def upload_async(self, user: ReviewUser, chunks: Any) -> Stored:
+        """``upload`` for a request body that arrives asynchronously (the web API)."""
+        permissions.check_user_can_submit_release(user)
+        return await self.quarantine.put_async(chunks, self.thresholds.max_bytes)
 
     def _pick_authorization(self, user: ReviewUser, wanted: str | None) -> AuthorizationRecord:
         try:
@@ -485,9 +492,14 @@ class ReleaseReviewService:
         """The reviewer's page of a request; the view is ledgered first."""
         request = self.get_request(request_id)
         permissions.check_user_can_review_release(user, request)
-        self.store.record([AuditEvent.from_request(AuditEventType.REQUEST_VIEW, request,
-                                                   self.actor(user), self.clock())])
+        artifacts = self.store.artifacts(request.id, request.round)
+        shown = [a for a in artifacts if (a.released_size or a.size) <= PREVIEW_BYTES]
+        self.store.record([AuditEvent.from_request(
+            AuditEventType.REQUEST_VIEW, request, self.actor(user), self.clock(),
+            previews=[{"file": a.name, "sha256": a.package_sha256} for a in shown])])
         detail = self.detail(request)
+        detail.contents = {a.name: self.quarantine.read_verified(a.package_sha256)
+                           for a in shown}
         try:
             if request.status not in (S.CHECKED, S.IN_REVIEW):
                 raise InvalidTransition(f"request {request.id} is {request.status}: "

@@ -1,0 +1,2 @@
+"""Routers of the review service, one per area: ``api`` (the client), ``pages`` (browsers),
+``oauth`` (hub login for browsers)."""
