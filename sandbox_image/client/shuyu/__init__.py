@@ -5,6 +5,7 @@
 >>> print(shuyu.describe("residents"))    # columns, grade, access mode, limits
 >>> df = shuyu.query("SELECT district, count(*) AS n FROM residents GROUP BY district")
 >>> shuyu.last_result()                   # groups suppressed, ledger entry, notes
+>>> shuyu.release.submit(df, title="…", purpose="…")   # outputs leave only through review
 
 It talks to the query gateway over HTTP with the hub token this sandbox server was started
 with (``JUPYTERHUB_API_TOKEN``) at ``SHUYU_GATEWAY_URL``; it imports nothing server-side.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from shuyu import release
 from shuyu.client import Client, Description, QueryInfo
 from shuyu.errors import (
     ConfigurationError,
@@ -66,5 +68,5 @@ def last_result() -> QueryInfo | None:
 __all__ = [
     "Client", "ConfigurationError", "Description", "GatewayUnavailable", "NotAuthenticated",
     "QueryFailed", "QueryInfo", "QueryRefused", "ResultIntegrityError", "ShuyuError",
-    "client", "datasets", "describe", "last_result", "query",
+    "client", "datasets", "describe", "last_result", "query", "release",
 ]
