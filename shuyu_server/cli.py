@@ -16,6 +16,7 @@ AREAS: dict[str, tuple[str, str]] = {
     "ledger": ("ledger.cli", "ledger"),
     "authority": ("hub.authority_cli", "authority"),
     "data": ("hub.data_cli", "data"),
+    "release": ("release_review.cli", "release"),
 }
 
 
