@@ -103,12 +103,20 @@ class ReviewEnv:
             close()
 
 
+def ledger_config(directory: Path, ledger_url: str | None = None) -> LogConfig:
+    return LogConfig(ledger_dir=directory / "ledger", keys_dir=directory / "keys",
+                     database_url=ledger_url or f"sqlite:///{directory / 'ledger' / 'ledger.db'}",
+                     origin="shuyu.test/review", batch_max_age=0.0)
+
+
 def open_env(world: World, directory: Path, control_url: str | None = None,
-             min_approvals: int = 1, ledger_url: str | None = None) -> ReviewEnv:
-    config = LogConfig(ledger_dir=directory / "ledger", keys_dir=directory / "keys",
-                       database_url=ledger_url or f"sqlite:///{directory / 'ledger' / 'ledger.db'}",
-                       origin="shuyu.test/review", batch_max_age=0.0)
-    init_log(config)
+             min_approvals: int = 1, ledger_url: str | None = None,
+             init: bool = True) -> ReviewEnv:
+    """A review service over `directory`; `init=False` opens an existing ledger as it is (a
+    fresh process: no cached signing key)."""
+    config = ledger_config(directory, ledger_url)
+    if init:
+        init_log(config)
     log = Log.open(config)
     catalog = read_catalog(world)
     store = SqlAlchemyReviewStore(control_url or f"sqlite:///{directory / 'control.db'}", log)
