@@ -145,6 +145,11 @@ class Kernel:
                     idle = True
         finally:
             ws.close()
+            try:  # wait for the close handshake, so the socket is closed before the loop ends
+                while await asyncio.wait_for(ws.read_message(), 10) is not None:
+                    pass
+            except asyncio.TimeoutError:
+                pass
         return "".join(out), error
 
     def run(self, code: str, timeout: float = 120.0) -> str:

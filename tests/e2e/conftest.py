@@ -32,7 +32,7 @@ from tests.e2e.harness import TEST_LABEL, SandboxNet, SystemHub, docker
 from tests.gateway.world import World, build_world
 
 PASSWORD = "e2e-sandbox-Passw0rd"
-ANALYSTS = ("alice", "carol", "dave", "frank")
+ANALYSTS = ("alice", "bob", "carol", "dave", "frank")
 ACCOUNTS = {**{a: ["analysts"] for a in ANALYSTS}, "rita": ["reviewers"], "reg": ["regulators"]}
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]

@@ -60,16 +60,18 @@ def test_notebook_code_queries_through_the_client_and_the_ledger_has_it(
 
 
 def test_stop_works_and_is_ledgered(system: System) -> None:
-    analyst = login_and_spawn(system, "carol")
+    analyst = login_and_spawn(system, "bob")
     assert analyst.kernel.run("print(1 + 1)").strip() == "2"
-    opened = system.entries_of("session.open", actor="carol")[-1]
-    r = analyst.browser.api("DELETE", "users/carol/server")
+    opened = system.entries_of("session.open", actor="bob")[-1]
+    assert sorted(opened["details"]["authorizations"]) == sorted(
+        [system.world.authorizations["row"], system.world.authorizations["second"]])
+    r = analyst.browser.api("DELETE", "users/bob/server")
     assert r.status_code in (202, 204), r.text
     deadline = time.monotonic() + 60
-    while system.hub.server("carol") and time.monotonic() < deadline:
+    while system.hub.server("bob") and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert system.hub.server("carol") is None
-    closes = [e for e in system.entries_of("session.close", actor="carol")
+    assert system.hub.server("bob") is None
+    closes = [e for e in system.entries_of("session.close", actor="bob")
               if e["session"] == opened["session"]]
     assert len(closes) == 1, json.dumps(closes)
     assert closes[0]["details"]["reason"] == "stopped"
@@ -77,6 +79,6 @@ def test_stop_works_and_is_ledgered(system: System) -> None:
 
     client = docker.from_env()
     assert not client.containers.list(all=True,
-                                     filters={"name": f"{system.net.name}-sandbox-carol"})
+                                     filters={"name": f"{system.net.name}-sandbox-bob"})
     client.close()
     analyst.browser.close()
