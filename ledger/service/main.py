@@ -27,6 +27,7 @@ from ledger.exceptions import (
 )
 from ledger.log import Log, LogConfig, Sequencer
 from ledger.service.reader import LedgerReader, NotFound
+from ledger.service.pages import close_console, install_console
 from ledger.service.routes import checkpoints, entries, proofs, tiles
 
 log = logging.getLogger("shuyu.ledger.service")
@@ -86,6 +87,7 @@ def create_app(config: LogConfig, *, sequencer: bool, prefix: str = "") -> FastA
             app.state.reader = LedgerReader(ledger_log)
             yield
         finally:
+            await close_console(app)
             if pusher is not None:
                 pusher.stop()
             if seq is not None:
@@ -108,4 +110,5 @@ def create_app(config: LogConfig, *, sequencer: bool, prefix: str = "") -> FastA
 
     for module in (tiles, checkpoints, entries, proofs):
         app.include_router(module.router, prefix=prefix)
+    install_console(app, prefix)  # the regulator console's pages (hub OAuth, regulator role)
     return app
