@@ -561,6 +561,9 @@ class ReleaseReviewService:
             request = self.get_request(request_id)
             votes = self.store.votes(request.id)
             permissions.check_user_can_approve_release(user, request, votes)
+            if request.status not in (S.CHECKED, S.IN_REVIEW):  # the status refuses first
+                check_transition(request.status, DECISION_STATUS[decision], Role.REVIEWER,
+                                 request.id)
             checks = self.store.check_results(request.id, request.round)
             policies.check_decision(request, decision, comment, checks)
             at = self.clock()
