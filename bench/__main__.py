@@ -64,7 +64,8 @@ def main() -> None:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         ap.error(f"unknown benchmark(s): {', '.join(unknown)}")
-    report: dict[str, Any] = {"machine": machine(), "command": " ".join(["python -m bench", *sys.argv[1:]])}
+    command = " ".join(["python -m bench", *sys.argv[1:]])
+    report: dict[str, Any] = {"machine": machine(), "command": command}
     failed = False
     for name in names:
         print(f"running {name} …", file=sys.stderr, flush=True)

@@ -244,7 +244,8 @@ class Log:
         text, sigs = split_note(note)
         cp = parse_checkpoint(text)
         extra = self.store.cosignature_lines(cp.size)
-        lines = [s.line for s in sigs] + [line for line in extra if line not in {s.line for s in sigs}]
+        own = {s.line for s in sigs}
+        lines = [s.line for s in sigs] + [line for line in extra if line not in own]
         return (text + "\n" + "".join(lines)).encode()
 
 

@@ -70,6 +70,7 @@ def long_appender(config: Path, ackfile: Path, k: int, *extra: str) -> subproces
 @pytest.mark.slow
 def test_kill_local_appenders_mid_batch(tmp_path: Path) -> None:
     seed = random.randrange(1 << 30)
+    print(f"kill moments drawn with random.Random({seed})")  # shown if the test fails
     rng = random.Random(seed)
     cfg, config = make_config(tmp_path, batch_max_size=512, batch_max_age=0.002)
     ackfiles: list[Path] = []
@@ -101,6 +102,7 @@ def test_kill_local_appenders_mid_batch(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_kill_the_sequencer_mid_batch(tmp_path: Path) -> None:
     seed = random.randrange(1 << 30)
+    print(f"kill moments drawn with random.Random({seed})")  # shown if the test fails
     rng = random.Random(seed)
     cfg, config = make_config(tmp_path, batch_max_size=512, batch_max_age=0.002)
     ackfiles: list[Path] = []
