@@ -19,6 +19,9 @@ What this file sets, one function per concern (each takes the config object ``c`
   ``/services/review/``: analysts' clients submit with the scope ``custom:shuyu:release``;
   reviewers and analysts open it in a browser through hub OAuth (``access:services!service=
   review``, which sandbox server tokens never hold, so a sandbox cannot download a package);
+- ``configure_console``: the authority console (``python -m hub.console``) at
+  ``/services/console/``: only the authority group may open it (hub OAuth); its own token may
+  create users, add them to the analysts group, read users and stop analysts' servers;
 - ``configure_sandbox_environment``: what every sandbox server is told (``SHUYU_GATEWAY_URL``)
   and the scopes of its server token (the usual two, plus the gateway scope).
 
@@ -30,7 +33,8 @@ a separate layer, ``hub/spawner.py``'s ``configure_spawner(c, opts)``, applied l
 Environment (all optional): ``SHUYU_DATA_DIR`` (default ``./var``), ``SHUYU_HUB_IP`` and
 ``SHUYU_HUB_PORT`` (public proxy address, default 127.0.0.1:8000), ``SHUYU_HUB_API_PORT`` (the
 hub's own port, 8081), ``SHUYU_HUB_PROXY_API_PORT`` (8001), ``SHUYU_GATEWAY_PORT`` (8030),
-``SHUYU_REVIEW_PORT`` (8040), ``SHUYU_HUB_ADMINS`` (comma-separated admin users),
+``SHUYU_REVIEW_PORT`` (8040), ``SHUYU_CONSOLE_PORT`` (8050), ``SHUYU_HUB_ADMINS``
+(comma-separated admin users),
 ``SHUYU_HUB_SIGNUP`` (``1`` lets people sign up; an admin must still authorize each account),
 ``SHUYU_HUB_SANDBOX_URL`` (how sandboxes reach the proxy, default the public address). Every
 ``SHUYU_*`` variable is passed on to the gateway and the review service, which read the shared
@@ -51,6 +55,10 @@ GROUPS = ("analysts", "reviewers", "regulators", "authority")
 REVIEW_SERVICE = "review"
 RELEASE_SCOPE = "custom:shuyu:release"
 REVIEW_ACCESS = f"access:services!service={REVIEW_SERVICE}"
+CONSOLE_SERVICE = "console"
+CONSOLE_ACCESS = f"access:services!service={CONSOLE_SERVICE}"
+CONSOLE_SCOPES = ["admin:users", "groups!group=analysts", "servers!group=analysts",
+                  "read:users", "list:users"]
 SERVER_TOKEN_SCOPES = ["users:activity!user", "access:servers!server", GATEWAY_SCOPE,
                        RELEASE_SCOPE]
 
@@ -66,6 +74,7 @@ class HubOptions:
     proxy_api_port: int = 8001
     gateway_port: int = 8030
     review_port: int = 8040
+    console_port: int = 8050
     admins: tuple[str, ...] = ()
     signup: bool = False
     sandbox_url: str = ""
@@ -107,6 +116,7 @@ def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
         proxy_api_port=_port(env, "SHUYU_HUB_PROXY_API_PORT", 8001),
         gateway_port=_port(env, "SHUYU_GATEWAY_PORT", 8030),
         review_port=_port(env, "SHUYU_REVIEW_PORT", 8040),
+        console_port=_port(env, "SHUYU_CONSOLE_PORT", 8050),
         admins=tuple(a.strip() for a in env.get("SHUYU_HUB_ADMINS", "").split(",") if a.strip()),
         signup=env.get("SHUYU_HUB_SIGNUP", "") == "1",
         sandbox_url=env.get("SHUYU_HUB_SANDBOX_URL", ""),
@@ -201,6 +211,29 @@ def configure_review(c: Any, opts: HubOptions) -> None:
     ]
 
 
+def configure_console(c: Any, opts: HubOptions) -> None:
+    c.JupyterHub.services = [
+        *[s for s in _configured(c.JupyterHub, "services", []) if s.get("name") != CONSOLE_SERVICE],
+        {
+            "name": CONSOLE_SERVICE,
+            "url": f"http://127.0.0.1:{opts.console_port}",
+            "command": [sys.executable, "-m", "hub.console"],
+            "environment": dict(opts.passthrough),
+            "oauth_no_confirm": True,
+            "display": True,
+        },
+    ]
+    roles = _configured(c.JupyterHub, "load_roles", [])
+    c.JupyterHub.load_roles = [
+        *[r for r in roles if r.get("name") not in ("shuyu-authority", "shuyu-console")],
+        {"name": "shuyu-authority", "description": "The data authority: the authority console.",
+         "groups": ["authority"], "scopes": ["self", CONSOLE_ACCESS]},
+        {"name": "shuyu-console", "description": "The authority console's own token: analyst "
+         "accounts, and stopping analysts' sandboxes when an authorization ends.",
+         "services": [CONSOLE_SERVICE], "scopes": list(CONSOLE_SCOPES)},
+    ]
+
+
 def configure_sandbox_environment(c: Any, opts: HubOptions) -> None:
     environment = dict(_configured(c.Spawner, "environment", {}))
     environment["SHUYU_GATEWAY_URL"] = opts.gateway_url_for_sandboxes
@@ -216,6 +249,7 @@ def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
     configure_roles(c)
     configure_gateway(c, opts)
     configure_review(c, opts)
+    configure_console(c, opts)
     configure_sandbox_environment(c, opts)
     if os.environ.get("SHUYU_HUB_SANDBOXES", "docker") != "off":
         from hub.spawner import configure_spawner
