@@ -74,8 +74,9 @@ def verify_package_cmd(zip_path: Path, vkey: str) -> None:
     verifier = vkey_from(vkey)
     data = zip_path.read_bytes()
     steps = ["zip", "files", "entry", "proof"]
+    console = _stderr_console()
     with Progress(SpinnerColumn(), TextColumn("verifying {task.description}"), transient=True,
-                  console=_stderr_console()) as bar:
+                  console=console, disable=not console.is_terminal) as bar:
         task = bar.add_task("zip", total=len(steps))
 
         def step(name: str) -> None:

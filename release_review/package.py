@@ -14,7 +14,8 @@ the bytes of a package follow from its contents alone. ``verify_package`` checks
 with only the log's verifier key:
 
 1. the zip reads, every member's CRC holds, the layout is exactly the one above, and rebuilding
-   the zip from its members gives the same bytes (any other change to the file is caught);
+   the zip from its members (with the comment ``shuyu release <id>``) gives the same bytes, so
+   any other change to the file is caught;
 2. every released file has the sha256 the manifest gives;
 3. the ledger entry is canonical JSON of type ``release.released`` for this release, and names
    the sha256 of the manifest, of the note and of every file;
@@ -76,11 +77,15 @@ def layout(file_names: list[str]) -> list[str]:
     return [MANIFEST, NOTE, *[FILES_DIR + n for n in file_names], ENTRY, PROOF, CHECKPOINT]
 
 
+def comment_for(release_id: str) -> bytes:
+    return f"shuyu release {release_id}".encode()
+
+
 def build_package(manifest: bytes, note: bytes, files: list[tuple[str, bytes]], entry: bytes,
                   proof: str, checkpoint: bytes, release_id: str) -> bytes:
     members = [(MANIFEST, manifest), (NOTE, note), *[(FILES_DIR + n, d) for n, d in files],
                (ENTRY, entry), (PROOF, proof.encode("utf-8")), (CHECKPOINT, checkpoint)]
-    return seal(members, f"shuyu release {release_id}".encode())
+    return seal(members, comment_for(release_id))
 
 
 @dataclass(frozen=True)
@@ -127,9 +132,8 @@ def _read_members(data: bytes) -> tuple[zipfile.ZipFile, list[tuple[str, bytes]]
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
         members = [(i.filename, z.read(i)) for i in infos]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError, OSError,
-            NotImplementedError, KeyError) as e:
-        raise _fail(f"the package is not a readable zip ({e})") from None
+    except Exception as e:  # noqa: BLE001 - zipfile raises many kinds on damaged input
+        raise _fail(f"the package is not a readable zip ({type(e).__name__}: {e})") from None
     return z, members
 
 
@@ -139,7 +143,7 @@ def verify_package(data: bytes, vkey: Ed25519Verifier | str,
     step = progress or (lambda _: None)
     verifier = vkey if isinstance(vkey, Ed25519Verifier) else vkey_from(vkey)
     step("zip")
-    z, members = _read_members(data)
+    _, members = _read_members(data)
     names = [n for n, _ in members]
     if len(set(names)) != len(names):
         raise _fail("the package has two members with the same name")
@@ -157,7 +161,7 @@ def verify_package(data: bytes, vkey: Ed25519Verifier | str,
     expected = layout([str(f["name"]) for f in files])
     if names != expected:
         raise _fail(f"the package's members {names} are not the sealed layout {expected}")
-    sealed = seal(members, z.comment)
+    sealed = seal(members, comment_for(str(manifest.get("release"))))
     if sealed != data:
         at = next((i for i, (a, b) in enumerate(zip(sealed, data)) if a != b),
                   min(len(sealed), len(data)))
