@@ -439,3 +439,10 @@ def serve(
         log_level="info",
         proxy_headers=False,
     )
+
+
+# --- evidence bundles (ledger/evidence_cli.py) ----------------------------------------------------
+
+from ledger.evidence_cli import evidence as _evidence  # noqa: E402  (it imports helpers above)
+
+ledger.add_command(_evidence)

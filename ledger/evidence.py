@@ -26,6 +26,7 @@ import io
 import json
 import time
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Callable, Sequence
@@ -163,12 +164,21 @@ def build_evidence(
         "sha256": {name: _sha256(body) for name, body in sorted(files.items())},
     }
     files["manifest.json"] = json.dumps(manifest, indent=1, ensure_ascii=False).encode()
+    return EvidenceBundle(canonical_zip(list(files.items())), cp.size, wanted)
+
+
+def canonical_zip(members: list[tuple[str, bytes]]) -> bytes:
+    """The one byte string a bundle with these members is: stored (uncompressed, so no
+    compressor version matters), fixed times, Unix attributes, members in the given order."""
     out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, body in files.items():
-            z.writestr(zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0)), body,
-                       compress_type=zipfile.ZIP_DEFLATED)
-    return EvidenceBundle(out.getvalue(), cp.size, wanted)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for name, body in members:
+            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            info.create_system = 3
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_STORED
+            z.writestr(info, body)
+    return out.getvalue()
 
 
 def _proven_entry(log: Log, index: int, cp: Checkpoint) -> tuple[bytes, list[bytes]]:
@@ -206,6 +216,9 @@ class EvidenceReport:
 
 
 def _read_zip(source: bytes) -> dict[str, bytes]:
+    """The members of a bundle, which must be byte-identical to its canonical form: the zip's
+    CRCs cover the members' bytes, and the canonical form every header byte, so a single
+    changed byte anywhere in the file is refused."""
     if len(source) > MAX_ZIP_BYTES:
         raise FormatError(f"evidence bundle is larger than {MAX_ZIP_BYTES} bytes")
     try:
@@ -215,8 +228,15 @@ def _read_zip(source: bytes) -> dict[str, bytes]:
                 raise FormatError("evidence bundle holds the same file name twice")
             if sum(i.file_size for i in z.infolist()) > MAX_ZIP_BYTES:
                 raise FormatError("evidence bundle unpacks to more than 1 GiB")
-            return {name: z.read(name) for name in names}
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as e:
+            members = [(name, z.read(name)) for name in names]
+            if canonical_zip(members) != source:
+                raise FormatError(
+                    "the zip is not byte-identical to the bundle as issued (it was changed or "
+                    "re-packed); check the unzipped files with the Go program, or get it again"
+                )
+            return dict(members)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, ValueError, OSError,
+            NotImplementedError, RuntimeError, KeyError, UnicodeDecodeError) as e:
         raise FormatError(f"not a readable zip: {e}") from None
 
 
