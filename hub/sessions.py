@@ -2,9 +2,11 @@
 
 Terms:
 - *session*: one run of one analyst's sandbox server, from the spawn the hub allowed to the stop
-  of its container. Its ledger id (``session`` in every entry) is the hub id of the server's API
-  token (``a42``), the same id the gateway writes into each ``query`` entry, so an auditor joins
-  queries to the session they came from. ``key`` (``sess-…``) is unique across hub databases.
+  of its container. Its ledger id (``session`` in every entry written here) is its key,
+  ``sess-`` and 16 random hex digits, unique for ever. ``details.token_id`` is the hub id of the
+  server's API token (``a42``), which is what the gateway writes as ``session`` in each
+  ``query`` entry: the hub reuses token ids once a token is deleted (SQLite row ids), so a query
+  belongs to the session of the same user and token id that was open when the query ran.
 - *session book*: the table ``sandbox_sessions`` in the control database, the durable list of
   sessions not yet closed in the ledger. A close that could not be written (ledger down, hub
   killed) leaves its row open, and :meth:`SessionBook.reconcile` closes it later, so the ledger
@@ -66,7 +68,7 @@ sessions_table = sa.Table(
     "sandbox_sessions",
     metadata,
     sa.Column("key", sa.String(40), primary_key=True),
-    sa.Column("session", sa.String(40), nullable=False),
+    sa.Column("token_id", sa.String(40), nullable=False),
     sa.Column("user_name", sa.String(255), nullable=False, index=True),
     sa.Column("server_name", sa.String(255), nullable=False, default=""),
     sa.Column("container", sa.String(255), nullable=True),
@@ -96,7 +98,7 @@ class Session:
     """One row of the session book."""
 
     key: str
-    session: str
+    token_id: str
     user: str
     server_name: str
     container: str | None
@@ -115,7 +117,7 @@ class Session:
     @classmethod
     def from_row(cls, row: Any) -> "Session":
         return cls(
-            key=row.key, session=row.session, user=row.user_name, server_name=row.server_name,
+            key=row.key, token_id=row.token_id, user=row.user_name, server_name=row.server_name,
             container=row.container, image=row.image,
             authorizations=tuple(json.loads(row.authorizations)),
             opened_at=_utc(row.opened_at),
@@ -191,13 +193,13 @@ class SessionBook:
         at = self.clock()
         key = f"sess-{secrets.token_hex(8)}"
         auths = tuple(req.authorizations)
-        details = {"key": key, "server_name": req.server_name, "image": req.image,
-                   "container": req.container, **req.details}
-        index = self._append(_entry(SessionEventType.SESSION_OPEN, req.user, at, req.token_id,
+        details = {"token_id": req.token_id, "server_name": req.server_name,
+                   "image": req.image, "container": req.container, **req.details}
+        index = self._append(_entry(SessionEventType.SESSION_OPEN, req.user, at, key,
                                     auths, details))
         with self.engine.begin() as conn:
             conn.execute(sessions_table.insert().values(
-                key=key, session=req.token_id, user_name=req.user, server_name=req.server_name,
+                key=key, token_id=req.token_id, user_name=req.user, server_name=req.server_name,
                 container=req.container, image=req.image, authorizations=json.dumps(auths),
                 opened_at=at, open_index=index,
             ))
@@ -219,8 +221,8 @@ class SessionBook:
     def terminate(self, session: Session, reason: str, actor: str, **details: Any) -> int:
         """Write ``session.terminate`` before a stop the platform orders (not the user)."""
         entry = _entry(SessionEventType.SESSION_TERMINATE, session.user, self.clock(),
-                       session.session, session.authorizations,
-                       {"key": session.key, "reason": reason, **details},
+                       session.key, session.authorizations,
+                       {"token_id": session.token_id, "reason": reason, **details},
                        actor=actor, role="service")
         return self._append(entry)
 
@@ -237,9 +239,10 @@ class SessionBook:
                 return None
             at = self.clock()
             seconds = max(0.0, (at - current.opened_at).total_seconds())
-            entry = _entry(SessionEventType.SESSION_CLOSE, current.user, at, current.session,
+            entry = _entry(SessionEventType.SESSION_CLOSE, current.user, at, key,
                            current.authorizations,
-                           {"key": key, "reason": str(reason), "duration_s": round(seconds, 3),
+                           {"token_id": current.token_id, "reason": str(reason),
+                            "duration_s": round(seconds, 3),
                             "open_index": current.open_index, **details},
                            actor=actor, role=role if actor else "analyst")
             index = self._append(entry)

@@ -54,8 +54,9 @@ def test_notebook_code_queries_through_the_client_and_the_ledger_has_it(
     queries = [e for e in system.entries_of("query", actor="alice")
                if "FROM enterprises GROUP BY industry" in e["details"]["sql"]]
     assert queries, "the query is not in the ledger"
-    session = system.entries_of("session.open", actor="alice")[-1]["session"]
-    assert queries[-1]["session"] == session
+    opened = system.entries_of("session.open", actor="alice")[-1]
+    assert opened["session"].startswith("sess-")
+    assert queries[-1]["session"] == opened["details"]["token_id"]  # the gateway's session id
     assert queries[-1]["details"]["outcome"] == "ok"
 
 
