@@ -61,6 +61,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         "csrf": getattr(request.state, "csrf", ""), "lang_url": lang_url(request),
         "notice": notice, "error": None, "warning": None, "values": FormData(), "form": None,
         "day": day, "when": when, "now": service.catalog.now() if service else None,
+        "status": status,
     }
     page.update(context)
     html = ENV.get_template(template).render(**page)

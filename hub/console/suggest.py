@@ -8,7 +8,9 @@ to overlook. Evidence, strongest first:
    valid resident ID numbers, credit codes, bank cards, mobile numbers, passports, plates,
    landlines named as such — is a **direct identifier**;
 2. the column's name (English or Chinese): names, addresses, e-mail, and ``…_id``/``…号``
-   columns whose values are nearly all distinct are direct identifiers; sex, birth, age, ethnic
+   columns with many distinct values (at least ``ID_SHARE`` of the rows, or more than
+   ``GROUP_BY_MAX_DISTINCT``: a household number shared by a few people still names them)
+   are direct identifiers; sex, birth, age, ethnic
    group, education, marital status, districts, communities, stops, occupations and other
    demographic or place attributes are **quasi-identifiers**; wages, income, amounts, capital,
    usage, contributions, health and similar are **sensitive attributes**;
@@ -16,8 +18,8 @@ to overlook. Evidence, strongest first:
    **other**.
 
 Group-by (may be a dimension of aggregate queries) is suggested for quasi-identifiers and other
-columns of at most ``GROUP_BY_MAX_DISTINCT`` distinct values, never for direct identifiers or
-sensitive attributes. Every suggestion carries its reason (a message key and parameters, shown
+columns of at most ``GROUP_BY_MAX_DISTINCT`` distinct values that are not measurements or
+exact dates and times, never for direct identifiers or sensitive attributes. Every suggestion carries its reason (a message key and parameters, shown
 in the page's language).
 """
 
@@ -37,7 +39,7 @@ from release_review.checks.identifiers import scan_column
 
 SAMPLE_ROWS = 100_000
 GROUP_BY_MAX_DISTINCT = 1_000
-UNIQUE_SHARE = 0.95
+ID_SHARE = 0.3  # an ID-named column with this share of distinct values names someone
 
 DIRECT_NAMES = re.compile(
     r"(^|_)(name|full_?name|address|addr|email|e_?mail|id_?card|id_?no|passport|phone|mobile|"
@@ -106,7 +108,7 @@ def suggest_column(name: str, duck_type: str, col: pa.ChunkedArray) -> Suggestio
     present = len(sample) - sample.null_count
     distinct = _distinct(sample)
     base = dict(column=name, type=duck_type, distinct=distinct, nulls=col.null_count)
-    unique = present > 0 and distinct >= UNIQUE_SHARE * present and present >= 20
+    many = present >= 20 and (distinct >= ID_SHARE * present or distinct > GROUP_BY_MAX_DISTINCT)
     found = _detector_finding(name, sample) if present else None
     if found:
         return Suggestion(identifier_class=IdentifierClass.DIRECT_IDENTIFIER,
@@ -114,12 +116,12 @@ def suggest_column(name: str, duck_type: str, col: pa.ChunkedArray) -> Suggestio
     if DIRECT_NAMES.search(name):
         return Suggestion(identifier_class=IdentifierClass.DIRECT_IDENTIFIER,
                           group_by_allowed=False, reason="suggest.direct_name", **base)
-    if ID_NAMES.search(name) and unique:
+    if ID_NAMES.search(name) and many:
         return Suggestion(identifier_class=IdentifierClass.DIRECT_IDENTIFIER,
                           group_by_allowed=False, reason="suggest.unique_id",
                           params={"distinct": distinct, "present": present}, **base)
     groupable = 0 < distinct <= GROUP_BY_MAX_DISTINCT and not duck_type.startswith(
-        ("DECIMAL", "DOUBLE", "FLOAT", "REAL"))
+        ("DECIMAL", "DOUBLE", "FLOAT", "REAL", "DATE", "TIMESTAMP", "TIME"))
     if SENSITIVE_NAMES.search(name):
         return Suggestion(identifier_class=IdentifierClass.SENSITIVE, group_by_allowed=False,
                           reason="suggest.sensitive_name", **base)

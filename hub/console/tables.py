@@ -4,10 +4,11 @@ CSV: UTF-8 (a BOM is allowed) or GB 18030 (what Excel writes on Chinese Windows)
 first. Every column is read as text, then given a narrower type only when every value fits it
 exactly (``refine``):
 
-- integers: optional sign and at most 15 digits without a leading zero; longer digit strings
-  and codes such as ``0871…`` or ``530102…`` with leading zeros stay text, because they are
-  identifiers and codes, not quantities (an ID read as a number loses its ``X`` check
-  character or leading zero);
+- integers: optional sign and at most 8 digits without a leading zero, in a column whose name
+  does not say it holds identifiers or codes (``…_id``, ``…_code``, ``…号``, ``编码``…); longer
+  digit strings (mobile numbers, IDs, cards), codes with leading zeros (``0871…``) and named
+  codes (``district_code``) stay text, because they are identifiers, not quantities (an ID
+  read as a number loses its ``X`` check character or leading zero, and joins break);
 - decimals: digits with a fixed fraction of up to 4 places become ``DECIMAL(18, k)``;
 - ISO dates (``2025-03-01``) and date-times (``2025-03-01 08:15:00``) become DATE and TIMESTAMP;
 - ``true``/``false`` become BOOLEAN.
@@ -20,6 +21,7 @@ records.
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 import duckdb
@@ -30,7 +32,8 @@ import pyarrow.parquet as pq
 
 from hub.console.errors import UploadRefused
 
-INTEGER = r"^-?(0|[1-9][0-9]{0,14})$"
+INTEGER = r"^-?(0|[1-9][0-9]{0,7})$"
+CODE_NAMES = re.compile(r"(^|_)(id|code|no|number|num)$|(^|_)id_|号|编码|代码|编号", re.IGNORECASE)
 DECIMAL = r"^-?(0|[1-9][0-9]{0,13})\.[0-9]{1,4}$"
 DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 TIMESTAMP = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}(:[0-9]{2})?$"
@@ -67,7 +70,8 @@ def read_csv(path: Path) -> pa.Table:
                                convert_options=convert)
     except (pa.ArrowInvalid, UnicodeDecodeError) as e:
         raise UploadRefused(f"the file is not a readable CSV table: {_line(e)}") from None
-    return pa.table([refine(col) for col in table.columns], names=table.column_names)
+    return pa.table([refine(col, name) for name, col in zip(table.column_names, table.columns)],
+                    names=table.column_names)
 
 
 def _all_match(col: pa.ChunkedArray, pattern: str) -> bool:
@@ -84,9 +88,9 @@ def _try_cast(col: pa.ChunkedArray, typ: pa.DataType) -> pa.ChunkedArray | None:
         return None
 
 
-def refine(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def refine(col: pa.ChunkedArray, name: str = "") -> pa.ChunkedArray:
     """A text column as the narrowest type that keeps every value exactly (module doc)."""
-    if not pa.types.is_string(col.type):
+    if not pa.types.is_string(col.type) or CODE_NAMES.search(name):
         return col
     present = col.drop_null()
     if _all_match(col, INTEGER):

@@ -102,7 +102,7 @@ class _Receiver:
     def __init__(self, store: "UploadStore", up: Upload, csrf_ok: Callable[[str | None], bool]):
         self.store, self.up, self.csrf_ok = store, up, csrf_ok
         self.fields: dict[str, str] = {}
-        self.headers: dict[str, str] = {}
+        self.headers: dict[str, bytes] = {}
         self._field, self._value = b"", b""
         self.name: str | None = None
         self.buffer = bytearray()
@@ -128,12 +128,11 @@ class _Receiver:
         self._value += data[start:end]
 
     def header_end(self) -> None:
-        self.headers[self._field.decode("latin-1").lower()] = self._value.decode("utf-8",
-                                                                                 "replace")
+        self.headers[self._field.decode("latin-1").lower()] = bytes(self._value)
         self._field, self._value = b"", b""
 
     def headers_finished(self) -> None:
-        _, params = parse_options_header(self.headers.get("content-disposition", ""))
+        _, params = parse_options_header(self.headers.get("content-disposition", b""))
         self.name = params.get(b"name", b"").decode("utf-8", "replace")
         if self.name != FILE_FIELD or self.error:
             return

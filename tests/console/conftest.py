@@ -154,6 +154,12 @@ class BrowserSession:
         return found.group(1)
 
     def post(self, path: str, data: Any, **kw: Any) -> httpx.Response:
+        """POST a form; `data` is a dict or a list of (name, value) pairs (repeated names)."""
+        if isinstance(data, list):
+            fields: dict[str, list[str]] = {}
+            for name, value in data:
+                fields.setdefault(name, []).append(value)
+            data = fields
         return self.http.post("/services/console/" + path.lstrip("/"), data=data, **kw)
 
 
