@@ -22,6 +22,12 @@ What this file sets, one function per concern (each takes the config object ``c`
 - ``configure_console``: the authority console (``python -m hub.console``) at
   ``/services/console/``: only the authority group may open it (hub OAuth); its own token may
   create users, add them to the analysts group, read users and stop analysts' servers;
+- ``configure_regulator``: the ledger service (``python -m ledger.service``, the log's sequencer,
+  tlog-tiles and the regulator console) at ``/services/ledger/``, and the regulator actions
+  service (``python -m hub.regulator_actions``: suspension through the catalog) at
+  ``/services/regulator/``; both admit browsers through hub OAuth, the console pages and the
+  actions only for the regulators group (``SHUYU_LEDGER__PORT``, default 8020;
+  ``SHUYU_REGULATOR_PORT``, 8060; ``SHUYU_HUB_LEDGER=off`` leaves both out);
 - ``configure_sandbox_environment``: what every sandbox server is told (``SHUYU_GATEWAY_URL``)
   and the scopes of its server token (the usual two, plus the gateway scope).
 
@@ -56,6 +62,8 @@ REVIEW_SERVICE = "review"
 RELEASE_SCOPE = "custom:shuyu:release"
 REVIEW_ACCESS = f"access:services!service={REVIEW_SERVICE}"
 CONSOLE_SERVICE = "console"
+LEDGER_SERVICE = "ledger"
+REGULATOR_SERVICE = "regulator"
 CONSOLE_ACCESS = f"access:services!service={CONSOLE_SERVICE}"
 CONSOLE_SCOPES = ["admin:users", "groups!group=analysts", "servers!group=analysts",
                   "read:users", "list:users"]
@@ -234,6 +242,35 @@ def configure_console(c: Any, opts: HubOptions) -> None:
     ]
 
 
+def configure_regulator(c: Any, opts: HubOptions) -> None:
+    if opts.passthrough.get("SHUYU_HUB_LEDGER", "") == "off":
+        return
+    ledger_port = _port(opts.passthrough, "SHUYU_LEDGER__PORT", 8020)
+    actions_port = _port(opts.passthrough, "SHUYU_REGULATOR_PORT", 8060)
+    env = {**opts.passthrough, "SHUYU_REGULATOR_ACTIONS_URL": f"/services/{REGULATOR_SERVICE}/",
+           "SHUYU_LEDGER_CONSOLE_URL": f"/services/{LEDGER_SERVICE}/console"}
+    names = (LEDGER_SERVICE, REGULATOR_SERVICE)
+    c.JupyterHub.services = [
+        *[s for s in _configured(c.JupyterHub, "services", []) if s.get("name") not in names],
+        {"name": LEDGER_SERVICE, "url": f"http://127.0.0.1:{ledger_port}",
+         "command": [sys.executable, "-m", "ledger.service"], "environment": env,
+         "oauth_no_confirm": True, "display": True},
+        {"name": REGULATOR_SERVICE, "url": f"http://127.0.0.1:{actions_port}",
+         "command": [sys.executable, "-m", "hub.regulator_actions"], "environment": env,
+         "oauth_no_confirm": True, "display": False},
+    ]
+    roles = _configured(c.JupyterHub, "load_roles", [])
+    c.JupyterHub.load_roles = [
+        *[r for r in roles if r.get("name") not in ("shuyu-ledger-console", "shuyu-regulator")],
+        # everyone in a platform group may open the ledger service's pages; the console itself
+        # then admits only regulators and shows the others a clear 403 page
+        {"name": "shuyu-ledger-console", "description": "Open the ledger service's pages.",
+         "groups": list(GROUPS), "scopes": [f"access:services!service={LEDGER_SERVICE}"]},
+        {"name": "shuyu-regulator", "description": "Regulators: suspend authorizations.",
+         "groups": ["regulators"], "scopes": [f"access:services!service={REGULATOR_SERVICE}"]},
+    ]
+
+
 def configure_sandbox_environment(c: Any, opts: HubOptions) -> None:
     environment = dict(_configured(c.Spawner, "environment", {}))
     environment["SHUYU_GATEWAY_URL"] = opts.gateway_url_for_sandboxes
@@ -250,6 +287,7 @@ def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
     configure_gateway(c, opts)
     configure_review(c, opts)
     configure_console(c, opts)
+    configure_regulator(c, opts)
     configure_sandbox_environment(c, opts)
     if os.environ.get("SHUYU_HUB_SANDBOXES", "docker") != "off":
         from hub.spawner import configure_spawner

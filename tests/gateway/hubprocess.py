@@ -72,9 +72,14 @@ class RealHub:
     def console_url(self) -> str:
         return f"{self.public_url}/services/console/"
 
+    @property
+    def ledger_url(self) -> str:
+        return f"{self.public_url}/services/ledger/"
+
     @classmethod
     def start(cls, data_dir: Path, gateway_env: dict[str, str] | None = None) -> "RealHub":
-        port, api_port, proxy_api_port, gateway_port, console_port = free_ports(5)
+        port, api_port, proxy_api_port, gateway_port, console_port, ledger_port, actions_port = (
+            free_ports(7))
         token = secrets.token_hex(32)
         run_dir = data_dir / "hub-run"
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -88,6 +93,8 @@ class RealHub:
             "SHUYU_HUB_PROXY_API_PORT": str(proxy_api_port),
             "SHUYU_GATEWAY_PORT": str(gateway_port),
             "SHUYU_CONSOLE_PORT": str(console_port),
+            "SHUYU_LEDGER__PORT": str(ledger_port),
+            "SHUYU_REGULATOR_PORT": str(actions_port),
             "SHUYU_HUB_SANDBOXES": "off",  # no spawner layer: these tests need no Docker
             "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
             **(gateway_env or {}),

@@ -53,9 +53,19 @@ class ConsoleState:
     prefix: str  # the service's URL prefix, '' at the root
     oauth: HubOAuth | None
     actions_url: str | None = None  # the hub-side regulator actions service (suspension)
+    console_base: str | None = None  # where the console's pages are, when not `prefix/console`
     closers: list[Any] = field(default_factory=list)
     _index: Any = None
     _prefs: Any = None
+
+    @property
+    def base(self) -> str:
+        return self.console_base or f"{self.prefix}/console"
+
+    @property
+    def home(self) -> str:
+        """Where a browser goes after logging in when no page was asked for."""
+        return f"{self.base}/"
 
     def index(self, log: Any) -> Any:
         if self._index is None:
@@ -100,7 +110,7 @@ async def require_regulator(request: Request) -> ConsoleUser:
     user = await state.oauth.user_for_token(token) if token else None
     if user is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        raise LoginRequired(target if request.method == "GET" else f"{state.prefix}/console/")
+        raise LoginRequired(target if request.method == "GET" else state.home)
     if state.oauth.config.group not in user.groups:
         raise NotAllowed(user.name, state.oauth.config.group)
     return user
@@ -149,7 +159,7 @@ def render(request: Request, template: str, status: int = 200, user: ConsoleUser
     other = "en" if lang == "zh" else "zh"
     html = env.get_template(template).render(
         request=request, lang=lang, t=t, msg=msg, user=user, prefix=state.prefix,
-        base=f"{state.prefix}/console", csrf=csrf_token(request), actions_url=state.actions_url,
+        base=state.base, csrf=csrf_token(request), actions_url=state.actions_url,
         lang_url=url_with(request, lang=other), url_with=lambda **c: url_with(request, **c),
         **context,
     )
@@ -175,7 +185,7 @@ def install_error_pages(app: FastAPI) -> None:
         from ledger.service.auth import safe_next
 
         assert state.oauth is not None
-        url, cookie = state.oauth.start_login(safe_next(exc.next_url, f"{state.prefix}/console/"))
+        url, cookie = state.oauth.start_login(safe_next(exc.next_url, state.home))
         r = RedirectResponse(url, status_code=302)
         r.set_cookie(STATE_COOKIE, cookie, max_age=600, httponly=True, samesite="lax",
                      path=state.prefix or "/", secure=state.oauth.config.secure_cookies)

@@ -30,7 +30,7 @@ async def oauth_callback(request: Request, code: str = "", state: str = "") -> R
                       "open the console again")
     from ledger.service.auth import safe_next
 
-    r = RedirectResponse(safe_next(next_url, f"{console.prefix}/console/"), status_code=302)
+    r = RedirectResponse(safe_next(next_url, console.home), status_code=302)
     r.set_cookie(SESSION_COOKIE, session, max_age=12 * 3600, httponly=True, samesite="lax",
                  path=console.prefix or "/", secure=console.oauth.config.secure_cookies)
     r.delete_cookie(STATE_COOKIE, path=console.prefix or "/")
