@@ -2,8 +2,8 @@
 
 A caller's entries are never split across batches, so they get consecutive indices. The worker
 takes everything queued (up to `max_size` entries; a single larger request goes alone), waits up
-to `max_age` seconds for more when the batch is not full, calls `commit(entries) -> first index`
-once, and only then resolves each caller's future. If the commit fails, every caller in the batch
+to `max_age` seconds for more when the batch is not full (default 0: natural group commit, where
+what queued up during the previous commit forms the next batch), calls `commit(entries)` once, and only then resolves each caller's future. If the commit fails, every caller in the batch
 gets the exception: nothing is acknowledged that is not durable.
 """
 
@@ -26,7 +26,7 @@ class GroupCommitter(Generic[T]):
         self,
         commit: Callable[[list[T]], int],
         max_size: int = 256,
-        max_age: float = 0.005,
+        max_age: float = 0.0,
         name: str = "ledger-batcher",
     ):
         self._commit = commit

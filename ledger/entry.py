@@ -43,22 +43,64 @@ def prepare_entry(obj: Any, at: str | None = None) -> dict[str, Any]:
     entry.setdefault("v", ENTRY_VERSION)
     if entry["v"] != ENTRY_VERSION:
         raise EntryError(f"entry version {entry['v']!r} is not supported (only {ENTRY_VERSION})")
-    entry.setdefault("at", at or utc_now_ms())
+    if "at" not in entry:
+        entry["at"] = at or utc_now_ms()
+        if at is None:
+            return _check_details(entry)
     if not isinstance(entry["at"], str) or not AT_PATTERN.match(entry["at"]):
         raise EntryError(f"entry 'at' must be UTC RFC 3339 with milliseconds, got {entry['at']!r}")
     try:
-        datetime.strptime(entry["at"], "%Y-%m-%dT%H:%M:%S.%fZ")
+        datetime.fromisoformat(entry["at"][:-1])
     except ValueError:
         raise EntryError(f"entry 'at' is not a real time: {entry['at']!r}") from None
+    return _check_details(entry)
+
+
+def _check_details(entry: dict[str, Any]) -> dict[str, Any]:
     if "details" in entry and not isinstance(entry["details"], dict):
         raise EntryError("entry 'details' must be an object")
     return entry
 
 
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _plain(value: Any) -> bool:
+    """True when `json.dumps(sort_keys=True)` writes exactly the RFC 8785 bytes of `value`.
+
+    That holds for objects made of strings, safe integers, booleans, null, lists and objects
+    whose keys sort the same by code point as by UTF-16 code unit (no key character at or above
+    U+D800). Floats, big integers and such keys take the full RFC 8785 path.
+    """
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str) or (k and max(k) >= "\ud800") or not _plain(v):
+                return False
+        return True
+    if isinstance(value, list):
+        return all(_plain(v) for v in value)
+    return False
+
+
+def _dumps(entry: dict[str, Any]) -> bytes:
+    if _plain(entry):
+        try:
+            return json.dumps(
+                entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+            ).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let the full path explain it
+    return rfc8785.dumps(entry)
+
+
 def canonical_bytes(entry: dict[str, Any]) -> bytes:
     """RFC 8785 canonical JSON of an entry, refusing entries too large for a tile bundle."""
     try:
-        data = rfc8785.dumps(entry)
+        data = _dumps(entry)
     except (rfc8785.CanonicalizationError, TypeError, ValueError) as e:
         raise EntryError(f"entry cannot be canonicalized: {e}") from None
     if len(data) > MAX_ENTRY_BYTES:
@@ -77,6 +119,6 @@ def decode_entry(data: bytes) -> dict[str, Any]:
         obj = json.loads(data)
     except (ValueError, UnicodeDecodeError) as e:
         raise EntryError(f"entry is not JSON: {e}") from None
-    if not isinstance(obj, dict) or rfc8785.dumps(obj) != data:
+    if not isinstance(obj, dict) or _dumps(obj) != data:
         raise EntryError("entry bytes are not canonical JSON (RFC 8785)")
     return obj

@@ -52,7 +52,7 @@ class LogConfig:
     database_url: str
     origin: str
     batch_max_size: int = 1024
-    batch_max_age: float = 0.005
+    batch_max_age: float = 0.0
 
     @property
     def key_path(self) -> Path:

@@ -37,7 +37,11 @@ class LedgerSettings(BaseModel):
         "is queued, so this only matters under load, where larger batches share the fsyncs.",
     )
     batch_max_age_ms: float = Field(
-        5.0, ge=0, le=1000, description="Longest wait (ms) for a batch to fill before committing."
+        0.0,
+        ge=0,
+        le=1000,
+        description="Extra wait (ms) for a batch to fill before committing. 0: commit what is "
+        "queued at once; batches still form from appends that arrive during each commit.",
     )
     host: str = Field("127.0.0.1", description="Address the ledger service listens on.")
     port: int = Field(8020, ge=1, le=65535, description="Port of the ledger service.")

@@ -110,3 +110,41 @@ def test_tlog_proof_roundtrip() -> None:
     assert (p.index, p.hashes, p.checkpoint, p.extra) == (1, [EMPTY_ROOT], note, b"ctx")
     with pytest.raises(FormatError):
         parse_tlog_proof(text.replace("index 1", "index 01"))
+
+
+# --- entries: our json fast path must give exactly the RFC 8785 bytes ------------------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+import rfc8785  # noqa: E402
+
+from ledger.entry import canonical_bytes, decode_entry, encode_entry  # noqa: E402
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _json, max_size=6))
+def test_canonical_bytes_equal_rfc8785(obj: dict) -> None:
+    try:
+        expected = rfc8785.dumps(obj)
+    except Exception:  # noqa: BLE001 - values RFC 8785 refuses must be refused by us too
+        with pytest.raises(Exception):
+            canonical_bytes(obj)
+        return
+    if len(expected) <= 65535:
+        assert canonical_bytes(obj) == expected
+
+
+def test_canonical_bytes_known_edge_cases() -> None:
+    for obj in [{"\ue000": 1, "\U0001f600": 2}, {"a": "\u2028\x1f\"\\"}, {"f": 1.0}]:
+        assert canonical_bytes(obj) == rfc8785.dumps(obj)
+    data = encode_entry({"type": "query", "actor": "数域", "details": {"rows": 3}})
+    assert decode_entry(data)["actor"] == "数域"
+    with pytest.raises(Exception):
+        canonical_bytes({"n": 2**53})  # outside the safe integer range, as RFC 8785 says
