@@ -22,6 +22,7 @@ say() { echo "shuyu-firewall: $*" >&2; }
 die() { say "$*"; exit 2; }
 
 verb=${1:-}; shift || true
+case "$verb" in apply|check|remove) ;; *) die "usage: $0 apply|check|remove --bridge IF [--gateway IP --ports P,Q]" ;; esac
 bridge="" gateway="" ports=""
 while [ $# -gt 0 ]; do
   case "$1" in

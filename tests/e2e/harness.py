@@ -139,6 +139,8 @@ def base_env(data_dir: Path, ports: Ports, net: SandboxNet, extra: dict[str, str
         "SHUYU_LEDGER__BATCH_MAX_AGE_MS": "0",
         "SHUYU_SANDBOX_NETWORK": net.name,
         "SHUYU_SANDBOX_MEMORY": "1G",
+        # the test runs the ledger service itself (a target of the escape tests)
+        "SHUYU_HUB_LEDGER": "off",
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
         **extra,
     })
