@@ -18,9 +18,16 @@ aggregate-only dataset must be one plain ``SELECT … FROM … [JOIN …] [WHERE
 Minimum group size: the gateway adds its own count of distinct entities (the dataset's first
 direct identifier, see ``sources.entity_column``) to every output row, for each aggregate-only
 dataset in the query, and removes rows whose count is below the authorization's minimum group
-size. It never trusts an analyst's own COUNT. The count is ``COUNT(DISTINCT hash(entity))``
-(64-bit hash collisions can only lower the count, i.e. suppress more), or ``COUNT(*)`` when the
-query reads one dataset whose entity column the engine has verified to be unique and non-null.
+size. It never trusts an analyst's own COUNT. The count is computed in the same scan as the
+analyst's aggregates (one more output of the same GROUP BY), as cheaply as is exact:
+
+- ``COUNT(DISTINCT hash(entity))`` in general (64-bit hash collisions can only lower the count,
+  i.e. suppress more);
+- a plain count of the entity column when the engine has verified that column to be unique and
+  non-null in the dataset *and* the dataset's rows are not repeated by the query's joins (see
+  ``not_repeated``): then each output row of the join holds a different entity of it, and the
+  distinct count equals the count. With one dataset and no join, that is ``COUNT(*)``.
+
 The response and the ledger say how many groups were removed.
 """
 
@@ -37,7 +44,7 @@ from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.gateway import sqlrules
 from hub.gateway.exceptions import QueryRefused
 from hub.gateway.policy import DIALECT, Plan
-from hub.gateway.sources import ENTITY, entity_column, quote
+from hub.gateway.sources import ENTITY, entity_column, pseudonymizes, quote
 
 COUNT_COLUMN = "__shuyu_n{}"
 OUTPUT_WRAPPERS = (*sqlrules.ARITHMETIC, exp.Round, exp.Cast, exp.TryCast, exp.Abs)
@@ -268,21 +275,87 @@ def check_aggregate_query(plan: Plan) -> None:
     _Checker(plan).check()
 
 
-def add_group_counts(plan: Plan, entity_unique: Callable[[str, str], bool]) -> list[GroupRule]:
-    """Append the gateway's entity counts to the query's outputs; return the rules to apply."""
+def _join_keys(plan: Plan) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    """((alias, column), (alias, column)) of every ON conjunct ``a.x = b.y`` between two
+    sources whose columns have the same catalog type and reach the engine in clear."""
+    datasets = {t.alias_or_name: d for t, d in plan.sources}
+    pseudonymized = pseudonymizes(plan)
+    keys = []
+    for join in plan.tree.args.get("joins") or []:
+        on = join.args.get("on")
+        for part in _conjuncts(on) if on is not None else []:
+            if not (isinstance(part, exp.EQ) and isinstance(part.this, exp.Column)
+                    and isinstance(part.expression, exp.Column)):
+                continue
+            ends = []
+            for col in (part.this, part.expression):
+                dataset = datasets.get(col.table)
+                record = plan.records.get(dataset) if dataset else None
+                column = record.column(col.name) if record else None
+                grant = plan.grants[dataset].column(col.name) if dataset else None
+                if column is None or grant is None or (
+                        pseudonymized
+                        and grant.identifier_class is IdentifierClass.DIRECT_IDENTIFIER):
+                    break
+                ends.append((col.table, col.name, column.type))
+            if len(ends) == 2 and ends[0][0] != ends[1][0] and ends[0][2] == ends[1][2]:
+                keys.append(((ends[0][0], ends[0][1]), (ends[1][0], ends[1][1])))
+    return keys
+
+
+def not_repeated(plan: Plan, unique: Callable[[str, str], bool]) -> set[str]:
+    """Aliases of the sources whose rows each appear in at most one row of the query's join.
+
+    A source X is not repeated when every other source is *determined* by it: reachable from X
+    through ON equalities ``a.x = b.u`` in which ``u`` is unique and non-null in b's dataset
+    (``unique(dataset, column)``, verified by the engine on the whole table). Then a row of X
+    fixes at most one row of each source in turn (or none: a LEFT JOIN adds one row with
+    NULLs), so it is in at most one row of the join. Only INNER and LEFT joins reach here (the
+    rule refuses the others); keys compared after a cast or as pseudonyms are not used.
+    """
+    datasets = {t.alias_or_name: d for t, d in plan.sources}
+    if len(datasets) != len(plan.sources):
+        return set()
+    keys = _join_keys(plan)
+
+    def reached_from(start: str) -> set[str]:
+        reached, grew = {start}, True
+        while grew:
+            grew = False
+            for left, right in keys:
+                for (src, _), (dst, column) in ((left, right), (right, left)):
+                    if src in reached and dst not in reached and unique(datasets[dst], column):
+                        reached.add(dst)
+                        grew = True
+        return reached
+
+    return {alias for alias in datasets if reached_from(alias) == set(datasets)}
+
+
+def add_group_counts(plan: Plan, unique: Callable[[str, str], bool]) -> list[GroupRule]:
+    """Append the gateway's entity counts to the query's outputs; return the rules to apply.
+
+    `unique(dataset, column)` tells whether a column is unique and non-null in its dataset.
+    """
     rules: list[GroupRule] = []
     select = plan.tree
     assert isinstance(select, exp.Select)
     single = len(plan.sources) == 1
+    once = None
     for table, dataset in plan.sources:
         grant = plan.grants[dataset]
         if grant.access_mode is not AccessMode.AGGREGATE_ONLY:
             continue
+        alias = quote(table.alias_or_name)
         entity = entity_column(plan.records[dataset])
-        if entity is None or (single and entity_unique(dataset, entity)):
+        if entity is not None and once is None:
+            once = not_repeated(plan, unique)
+        if entity is None:
             count = "COUNT(*)"
+        elif table.alias_or_name in once and unique(dataset, entity):
+            count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
         else:
-            count = f"COUNT(DISTINCT hash({quote(table.alias_or_name)}.{quote(ENTITY)}))"
+            count = f"COUNT(DISTINCT hash({alias}.{quote(ENTITY)}))"
         column = COUNT_COLUMN.format(len(rules))
         select.select(exp.alias_(exp.maybe_parse(count, dialect=DIALECT), column, quoted=True),
                       copy=False)

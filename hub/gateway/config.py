@@ -11,6 +11,7 @@ The gateway refuses to start without a hub API URL: it identifies callers only t
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator
@@ -81,6 +82,17 @@ class GatewayConfig(BaseSettings):
     )
     result_ttl_seconds: float = Field(
         600.0, gt=0, description="How long the pages of a result stay available, s."
+    )
+    plan_cache_entries: int = Field(
+        1024, ge=0, le=1_000_000,
+        description="Checked and rewritten queries remembered per SQL text and grant state "
+        "(the authorization check itself runs on every query); 0 turns the cache off.",
+    )
+    timings_log: Path | None = Field(
+        None,
+        description="If set, a file that gets one JSON line per query with the wall time of "
+        "each phase (policy, prepare, engine, pages, ledger) and the request thread's CPU "
+        "time, in ms; no SQL or data (benchmarks read it).",
     )
     result_cache_bytes: int = Field(
         1 << 30, ge=1 << 10,

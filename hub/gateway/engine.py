@@ -4,7 +4,8 @@ The engine holds one hardened read-only connection (``hub.domain.open_readonly``
 access, no extension loading, configuration locked, memory and thread limits); each query gets
 its own cursor on it, so queries run concurrently. Limits:
 
-- time: a timer interrupts a query still running after ``timeout`` seconds (``QueryTimeout``);
+- time: a watchdog thread interrupts a query still running after ``timeout`` seconds
+  (``QueryTimeout``);
 - rows: results are read batch by batch and cut after ``max_rows`` rows (the result says so);
 - bytes: a result larger than ``max_bytes`` is refused (``ResultTooLarge``).
 
@@ -18,8 +19,11 @@ overflow) are reported by class only: their text can quote a single person's val
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -55,6 +59,63 @@ def _identity(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, int]:
     return batch, 0
 
 
+class Watchdog:
+    """One thread that calls each registered callback when its deadline passes, unless it was
+    cancelled first (a thread per query would cost a thread start per query). A callback runs
+    under the watchdog's lock, so once ``cancel`` returns, the callback is not running and will
+    not run."""
+
+    def __init__(self) -> None:
+        self._due: list[tuple[float, int]] = []
+        self._pending: dict[int, Callable[[], None]] = {}
+        self._wake = threading.Condition()
+        self._ids = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, seconds: float, callback: Callable[[], None]) -> int:
+        with self._wake:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="query-watchdog",
+                                                daemon=True)
+                self._thread.start()
+            ticket = next(self._ids)
+            self._pending[ticket] = callback
+            heapq.heappush(self._due, (time.monotonic() + seconds, ticket))
+            if self._due[0][1] == ticket:  # else the thread wakes earlier anyway
+                self._wake.notify()
+            return ticket
+
+    def cancel(self, ticket: int) -> None:
+        with self._wake:
+            self._pending.pop(ticket, None)
+
+    def close(self) -> None:
+        """Stop the thread (a later ``watch`` starts a new one)."""
+        with self._wake:
+            thread, self._thread = self._thread, None
+            self._wake.notify_all()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        with self._wake:
+            while self._thread is threading.current_thread():
+                while self._due and self._due[0][1] not in self._pending:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait > 0:
+                    self._wake.wait(wait)
+                    continue
+                callback = self._pending.pop(heapq.heappop(self._due)[1])
+                try:
+                    callback()
+                except Exception:  # noqa: BLE001 - a failed interrupt must not stop the watchdog
+                    pass
+
+
 class Engine:
     def __init__(
         self,
@@ -71,6 +132,7 @@ class Engine:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
         self._unique: dict[tuple[str, str], bool] = {}
+        self._watchdog = Watchdog()
 
     def connection(self) -> duckdb.DuckDBPyConnection:
         with self._lock:
@@ -83,6 +145,7 @@ class Engine:
             return self._con
 
     def close(self) -> None:
+        self._watchdog.close()
         with self._lock:
             if self._con is not None:
                 self._con.close()
@@ -120,9 +183,7 @@ class Engine:
             fired.set()
             cursor.interrupt()
 
-        timer = threading.Timer(self.timeout, interrupt)
-        timer.daemon = True
-        timer.start()
+        timer = self._watchdog.watch(self.timeout, interrupt)
         try:
             relation = cursor.sql(sql, params=params or None)
             if relation is None:
@@ -139,7 +200,7 @@ class Engine:
                                    "stopped") from None
             raise QueryFailed(engine_message(e, aggregate)) from None
         finally:
-            timer.cancel()
+            self._watchdog.cancel(timer)
             cursor.close()
 
     @staticmethod

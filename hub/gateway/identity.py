@@ -80,13 +80,21 @@ class HubIdentity:
     def close(self) -> None:
         self._client.close()
 
-    def user_for_token(self, token: str) -> HubUser:
+    def cached_user(self, token: str) -> HubUser | None:
+        """The cached answer about `token` if it is still fresh; never asks the hub."""
         key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
-        now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
-            if hit is not None and hit[0] > now:
+            if hit is not None and hit[0] > time.monotonic():
                 return hit[1]
+        return None
+
+    def user_for_token(self, token: str) -> HubUser:
+        user = self.cached_user(token)
+        if user is not None:
+            return user
+        key = hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+        now = time.monotonic()
         user = self._ask_hub(token)
         if self.cache_seconds > 0:
             with self._lock:

@@ -53,6 +53,7 @@ def create_app(config: GatewayConfig | None = None, settings: Settings | None = 
             yield
         finally:
             identity.close()
+            service.timings.close()
             service.engine.close()
             service.catalog.close()
 

@@ -321,10 +321,16 @@ def _star_datasets(tree: exp.Expression) -> set[str]:
 # --- the whole check -----------------------------------------------------------------------
 
 
-def plan_query(sql: str, catalog: CatalogView, authorization: str | None = None) -> Plan:
+def read_statement(sql: str) -> tuple[exp.Expression, tuple[str, ...]]:
+    """Steps 1–3, which depend on the SQL text alone: the normalized, allow-listed tree and
+    the datasets it reads, in order of first reference."""
     tree = normalize_identifiers(parse_statement(sql), dialect=DIALECT)
     check_syntax(tree)
-    names = list(dict.fromkeys(name for _, name in base_tables(tree)))
+    return tree, tuple(dict.fromkeys(name for _, name in base_tables(tree)))
+
+
+def plan_query(sql: str, catalog: CatalogView, authorization: str | None = None) -> Plan:
+    tree, names = read_statement(sql)
     grants = {name: catalog.grant(name, (), authorization) for name in names}
     _check_one_authorization(grants)
     records = {name: catalog.dataset(name) for name in names}

@@ -2,27 +2,33 @@
 
 ``run`` takes one query from a hub-verified user through the whole path:
 
-1. policy (``policy.plan_query``): syntax, scope, term, suspension, access mode; a refusal is
-   appended to the ledger as ``query.denied`` and raised;
+1. policy: the catalog's query-time check (scope, term, suspension, read afresh on every
+   query) and the SQL policy (``policy.plan_query``: syntax, columns, access mode); a refusal is
+   appended to the ledger as ``query.denied`` and raised. The SQL policy's work is remembered
+   per SQL text and grant state (``plancache``), never the check itself;
 2. governed rewrite: the aggregation rule's entity counts (``aggregation.add_group_counts``) and
-   the per-dataset projections with keyed pseudonyms (``sources.render``);
+   the per-dataset projections with keyed pseudonyms (``sources.render``), remembered with the
+   plan;
 3. execution in DuckDB with time, row and size limits (``engine.Engine``), suppressing small
    groups batch by batch;
 4. paging and hashing (``results``), then the ``query`` entry in the ledger, and only after the
    ledger confirmed it, the pages become fetchable. If the ledger cannot record the query, the
    result is dropped and ``NotRecorded`` is raised (fail closed).
 
+Each phase is timed (``timings``); with ``timings_log`` set, one line per query says where its
+time went.
+
 Listing and describing datasets go through the catalog's own checks and change nothing.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, Sequence
 
+from hub.catalog import access
 from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.catalog.exceptions import QueryNotAuthorized
 from hub.catalog.records import DatasetRecord, Grant
@@ -42,8 +48,10 @@ from hub.gateway.exceptions import (
     ResultTooLarge,
 )
 from hub.gateway.identity import HubUser
+from hub.gateway.plancache import PlanCache, Prepared
 from hub.gateway.pseudonyms import PseudonymKeyError, PseudonymKeys
 from hub.gateway.results import ResultStore, paginate, result_sha256
+from hub.gateway.timings import Stopwatch, TimingsLog
 from ledger.exceptions import LedgerError
 
 
@@ -74,18 +82,53 @@ class QueryOutcome:
     notes: list[str] = field(default_factory=list)
 
 
+class _RecordCapture:
+    """The catalog store as ``access.check_user_can_query`` reads it, keeping the dataset record
+    that the check read, so the policy gets it from the same read (and snapshot)."""
+
+    def __init__(self, store: Any):
+        self.store = store
+        self.record: DatasetRecord | None = None
+
+    def query_context(self, user: str, dataset: str) -> tuple[DatasetRecord | None, list]:
+        self.record, candidates = self.store.query_context(user, dataset)
+        return self.record, candidates
+
+
 class _UserCatalog:
-    """The catalog as the policy sees it for one user at one instant."""
+    """The catalog as the policy sees it for one user at one instant (one request).
+
+    The check of a dataset without columns (status, term, suspension, scope: the full
+    query-time check) is read from the catalog once per request, with the dataset's record
+    from the same read; both are remembered for this request only. Checks naming columns
+    always go to the catalog.
+    """
 
     def __init__(self, catalog: CatalogService, user: str, at: datetime):
         self.catalog, self.user, self.at = catalog, user, at
+        self._grants: dict[tuple[str, str | None], Grant] = {}
+        self._records: dict[str, DatasetRecord] = {}
 
     def grant(self, dataset: str, columns: Sequence[str], authorization: str | None) -> Grant:
-        return self.catalog.check_user_can_query(self.user, dataset, columns, self.at,
-                                                 authorization)
+        if columns:
+            return self.catalog.check_user_can_query(self.user, dataset, columns, self.at,
+                                                     authorization)
+        key = (dataset, authorization)
+        grant = self._grants.get(key)
+        if grant is None:
+            store = _RecordCapture(self.catalog.store)
+            grant = access.check_user_can_query(store, self.user, dataset, (), self.at,
+                                                authorization)
+            self._grants[key] = grant
+            if store.record is not None:
+                self._records[dataset] = store.record
+        return grant
 
     def dataset(self, name: str) -> DatasetRecord:
-        return self.catalog.get_dataset(name)
+        record = self._records.get(name)
+        if record is None:
+            record = self._records[name] = self.catalog.get_dataset(name)
+        return record
 
 
 class QueryService:
@@ -103,40 +146,52 @@ class QueryService:
         self.ledger = ledger
         self.config = config
         self.results = ResultStore(config.result_ttl_seconds, config.result_cache_bytes)
+        self.plans = PlanCache(config.plan_cache_entries, engine.entity_unique)
+        self.timings = TimingsLog(config.timings_log)
         aggregation.warm_up()
 
     # --- queries -----------------------------------------------------------------------------
 
     def run(self, user: HubUser, sql: str, authorization: str | None = None,
             source: str | None = None) -> QueryOutcome:
-        started = time.perf_counter()
+        watch = Stopwatch()
         record = QueryRecord(uuid.uuid4().hex, user, sql, source, authorization)
         try:
-            plan = policy.plan_query(sql, _UserCatalog(self.catalog, user.name,
-                                                       self.catalog.now()), authorization)
+            checked = self.plans.check(sql, _UserCatalog(self.catalog, user.name,
+                                                         self.catalog.now()), authorization)
         except (QueryRefused, QueryNotAuthorized) as e:
-            self._append(record.denied(e.message, e.code, _ms(started)),
+            self._append(record.denied(e.message, e.code, watch.elapsed_ms()),
                          "this refused query")
             raise
+        plan = checked.plan
         self._describe_plan(record, plan)
+        watch.lap("policy")
         try:
-            execution = self._execute(plan)
+            prepared = self.plans.prepare(checked)
+            watch.lap("prepare")
+            execution = self._execute(prepared)
         except (QueryFailed, QueryTimeout, ResultTooLarge, DomainUnavailable,
                 KeysUnavailable) as e:
             self._append(record.ran(rows=0, groups_suppressed=0, truncated=False,
                                     result_sha256=None, result_bytes=0, pages=0,
-                                    duration_ms=_ms(started), error=(e.code, e.message)),
+                                    duration_ms=watch.elapsed_ms(),
+                                    error=(e.code, e.message)),
                          "this failed query")
             raise
+        watch.lap("engine")
         pages = paginate(execution.table, self.config.page_bytes)
         digest = result_sha256(pages)
-        duration = _ms(started)
+        duration = watch.elapsed_ms()
+        watch.lap("pages")
         index = self._append(record.ran(
             rows=execution.table.num_rows, groups_suppressed=execution.removed,
             truncated=execution.truncated, result_sha256=digest,
             result_bytes=sum(len(p) for p in pages), pages=len(pages), duration_ms=duration),
             "this query, so its result is withheld")
+        watch.lap("ledger")
         self.results.put(record.query_id, user.name, pages)
+        self.timings.write(record.query_id, watch, cached=checked.prepared is not None,
+                           rows=execution.table.num_rows)
         return QueryOutcome(
             query_id=record.query_id, authorization=plan.authorization,
             datasets=list(plan.datasets), access_modes=plan.access_modes(),
@@ -152,21 +207,19 @@ class QueryService:
     def page(self, user: HubUser, query_id: str, number: int) -> bytes:
         return self.results.page(query_id, user.name, number)
 
-    def _execute(self, plan: policy.Plan) -> Execution:
-        rules = (aggregation.add_group_counts(plan, self.engine.entity_unique)
-                 if plan.aggregate else [])
-        sql, keyed = sources.render(plan)
+    def _execute(self, prepared: Prepared) -> Execution:
         params = None
-        if keyed:
+        if prepared.keyed:
             try:
-                params = list(self.keys.pads_for(plan.authorization or ""))
+                params = list(self.keys.pads_for(prepared.plan.authorization or ""))
             except PseudonymKeyError as e:
                 raise KeysUnavailable(str(e)) from None
+        rules = list(prepared.rules)
         return self.engine.execute(
-            sql, params, max_rows=self.config.max_rows,
+            prepared.sql, params, max_rows=self.config.max_rows,
             max_bytes=self.config.max_result_bytes,
             transform=lambda batch: aggregation.suppress(batch, rules),
-            aggregate=plan.aggregate,
+            aggregate=prepared.plan.aggregate,
         )
 
     @staticmethod
@@ -204,10 +257,6 @@ class QueryService:
                  ) -> tuple[Grant, DatasetRecord]:
         grant = self.catalog.check_user_can_query(user.name, name, (), None, authorization)
         return grant, self.catalog.get_dataset(name)
-
-
-def _ms(started: float) -> float:
-    return (time.perf_counter() - started) * 1000
 
 
 def _notes(plan: policy.Plan, record: QueryRecord, execution: Execution, limit: int) -> list[str]:

@@ -1,0 +1,190 @@
+"""The gateway's fast paths keep every decision: the plan cache and the cheap group counts.
+
+These tests drive a real ``QueryService`` in this process (the real catalog, ledger and DuckDB
+store of the test world), so they can see whether the plan cache answered. The HTTP tests cover
+the same service behind the hub.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from hub.catalog.agreements import ScopeRequest
+from hub.catalog.enums import AccessMode
+from hub.catalog.exceptions import AuthorizationNotActive, ColumnsNotAuthorized
+from hub.gateway import aggregation, policy
+from hub.gateway.config import load_gateway_config
+from hub.gateway.exceptions import QueryRefused
+from hub.gateway.identity import HubUser
+from hub.gateway.main import build_service
+from hub.gateway.plancache import prepare
+from hub.gateway.service import _UserCatalog
+from tests.gateway.world import AUTHORITY, OPERATOR
+
+JOIN = ("SELECT h.district, count(*) AS people, avg(h.household_size) AS hs FROM residents r "
+        "JOIN households h ON r.household_id = h.household_id GROUP BY h.district")
+
+
+def hub_user(name: str) -> HubUser:
+    return HubUser(name, frozenset({"custom:shuyu:query"}), f"token-of-{name}", None)
+
+
+@pytest.fixture(scope="module")
+def service(world):
+    config = load_gateway_config(hub_api_url="http://127.0.0.1:9/hub/api")
+    svc = build_service(world.settings, config)
+    yield svc
+    svc.timings.close()
+    svc.engine.close()
+    svc.catalog.close()
+
+
+@pytest.fixture(scope="module")
+def households_auth(world) -> str:
+    """hana: residents and households, both aggregate-only (重要), in one agreement."""
+    catalog, log = world.open_catalog()
+    try:
+        catalog.add_analyst(AUTHORITY, "hana", OPERATOR, "Hana")
+        now = catalog.now()
+        return catalog.create_authorization(
+            AUTHORITY, operator=OPERATOR, analysts=["hana"],
+            scope=[ScopeRequest("residents", None, AccessMode.AGGREGATE_ONLY),
+                   ScopeRequest("households", None, AccessMode.AGGREGATE_ONLY)],
+            scenario="户籍与住户统计", use_class="public_governance",
+            starts_at=now - timedelta(days=1), ends_at=now + timedelta(days=30),
+        ).id
+    finally:
+        catalog.close()
+        log.close()
+
+
+def test_a_suspension_takes_effect_at_once_despite_the_cache(service, world, ledger) -> None:
+    auth = world.authorizations["row"]
+    sql = "SELECT industry, count(*) AS n FROM enterprises GROUP BY industry ORDER BY n DESC"
+    alice = hub_user("alice")
+    first = service.run(alice, sql)
+    hits = service.plans.hits
+    again = service.run(alice, sql)
+    assert service.plans.hits == hits + 1, "the second run should come from the plan cache"
+    assert again.result_sha256 == first.result_sha256
+    catalog, log = world.open_catalog()
+    try:
+        catalog.suspend(AUTHORITY, auth, "缓存测试")
+        with pytest.raises(AuthorizationNotActive) as refused:
+            service.run(alice, sql)
+        assert "suspended" in refused.value.message and "缓存测试" in refused.value.message
+        entry = ledger.last("query.denied", sql=sql)
+        assert entry["actor"] == "alice" and entry["details"]["code"] == \
+            "authorization_not_active"
+        assert service.plans.hits == hits + 1
+    finally:
+        catalog.resume(AUTHORITY, auth, "测试结束")
+        catalog.close()
+        log.close()
+    assert service.run(alice, sql).result_sha256 == first.result_sha256
+    assert service.plans.hits == hits + 2  # resuming changed nothing the plan depends on
+
+
+def test_a_narrower_scope_is_checked_afresh(service, world, households_auth) -> None:
+    sql = "SELECT education, count(*) AS n FROM residents GROUP BY education"
+    hana = hub_user("hana")
+    service.run(hana, sql)
+    hits = service.plans.hits
+    service.run(hana, sql)
+    assert service.plans.hits == hits + 1
+    catalog, log = world.open_catalog()
+    try:
+        columns = [c.name for c in catalog.get_dataset("residents").columns
+                   if c.name != "education"]
+        catalog.change_scope(AUTHORITY, households_auth, reason="去掉学历",
+                             set_scope=[ScopeRequest("residents", columns,
+                                                     AccessMode.AGGREGATE_ONLY)])
+        with pytest.raises(ColumnsNotAuthorized, match="education"):
+            service.run(hana, sql)
+        assert service.plans.hits == hits + 1
+    finally:
+        catalog.change_scope(AUTHORITY, households_auth, reason="恢复",
+                             set_scope=[ScopeRequest("residents", None,
+                                                     AccessMode.AGGREGATE_ONLY)])
+        catalog.close()
+        log.close()
+    service.run(hana, sql)  # the whole scope again: the same grant, so its plan applies
+    assert service.plans.hits == hits + 2
+
+
+def test_plans_are_per_user_and_refusals_are_never_remembered(service) -> None:
+    sql = "SELECT legal_form, count(*) AS n FROM enterprises GROUP BY legal_form"
+    alice, carol = hub_user("alice"), hub_user("carol")
+    service.run(alice, sql)
+    service.run(alice, sql)
+    hits, misses = service.plans.hits, service.plans.misses
+    service.run(carol, sql)  # same SQL, another user and agreement: checked in full
+    assert (service.plans.hits, service.plans.misses) == (hits, misses + 1)
+    for _ in range(2):
+        with pytest.raises(QueryRefused):
+            service.run(carol, "SELECT * FROM read_csv('/etc/passwd')")
+    assert (service.plans.hits, service.plans.misses) == (hits, misses + 3)
+
+
+# --- group counts: a plain count where rows cannot repeat, exact either way -------------------
+
+
+def group_counts(service, user: str, sql: str, authorization: str | None = None):
+    """(prepared query, {group: (gateway counts…)}) before suppression."""
+    catalog = _UserCatalog(service.catalog, user, service.catalog.now())
+    prepared = prepare(policy.plan_query(sql, catalog, authorization),
+                       service.engine.entity_unique)
+    result = service.engine.execute(prepared.sql, None, max_rows=10_000, max_bytes=1 << 24)
+    table = result.table
+    counts = [r.column for r in prepared.rules]
+    rows = table.to_pylist()
+    return prepared, {r["district"]: tuple(r[c] for c in counts) for r in rows}
+
+
+def reference(service, sql: str) -> dict:
+    rows = service.engine.execute(sql, None, max_rows=10_000, max_bytes=1 << 24).table
+    return {r["district"]: tuple(v for k, v in r.items() if k != "district")
+            for r in rows.to_pylist()}
+
+
+def test_joined_rows_that_cannot_repeat_are_counted_plainly_and_exactly(
+        service, households_auth) -> None:
+    prepared, got = group_counts(service, "hana", JOIN)
+    assert [r.dataset for r in prepared.rules] == ["residents", "households"]
+    assert 'COUNT("r"."__shuyu_entity")' in prepared.sql  # households.household_id is unique
+    assert 'COUNT(DISTINCT HASH("h"."__shuyu_entity"))' in prepared.sql
+    want = reference(service, "SELECT h.district, count(DISTINCT r.resident_id), "
+                     "count(DISTINCT h.household_id) FROM residents r JOIN households h "
+                     "ON r.household_id = h.household_id GROUP BY h.district")
+    assert got == want and len(got) > 1
+
+
+def test_a_left_join_counts_the_outer_side_distinctly(service, households_auth) -> None:
+    sql = ("SELECT h.district, count(*) AS n FROM households h LEFT JOIN residents r "
+           "ON h.household_id = r.household_id GROUP BY h.district")
+    prepared, got = group_counts(service, "hana", sql)
+    assert [r.dataset for r in prepared.rules] == ["households", "residents"]
+    assert 'COUNT(DISTINCT HASH("h"."__shuyu_entity"))' in prepared.sql
+    assert 'COUNT("r"."__shuyu_entity")' in prepared.sql
+    want = reference(service, "SELECT h.district, count(DISTINCT h.household_id), "
+                     "count(DISTINCT r.resident_id) FROM households h LEFT JOIN residents r "
+                     "ON h.household_id = r.household_id GROUP BY h.district")
+    assert got == want
+
+
+def test_keys_that_are_not_unique_or_not_in_clear_keep_distinct_counts(service) -> None:
+    catalog = _UserCatalog(service.catalog, "alice", service.catalog.now())
+    facts = service.engine.entity_unique
+    plan = policy.plan_query(
+        "SELECT r.district, count(*) AS n FROM residents r JOIN social_insurance s "
+        "ON r.resident_id = s.resident_id GROUP BY r.district", catalog)
+    assert aggregation.not_repeated(plan, facts) == {"s"}  # each contribution: one resident
+    assert aggregation.not_repeated(plan, lambda d, c: False) == set()
+    mixed = policy.plan_query(
+        "SELECT e.industry, sum(s.wage) AS w FROM social_insurance s JOIN enterprises e "
+        "ON s.credit_code = e.credit_code GROUP BY e.industry", catalog)
+    assert mixed.grants["enterprises"].access_mode is not AccessMode.AGGREGATE_ONLY
+    # enterprises is row-level, so credit codes are compared as pseudonyms: never a key here
+    assert aggregation.not_repeated(mixed, lambda d, c: True) == set()
