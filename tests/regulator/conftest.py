@@ -1,4 +1,6 @@
-"""Fixtures of the regulator console tests: one small real history per module."""
+"""Fixtures of the regulator console tests: one small real history per module, the console app
+with the regulator check overridden, and (for the modules that ask) a real JupyterHub with a
+regulator and an analyst account."""
 
 from __future__ import annotations
 
@@ -42,3 +44,45 @@ def out_dir() -> Path:
     path = Path(__file__).resolve().parents[1] / "output" / "regulator"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --- a real hub over the history (modules that ask for it get their own) ------------------------
+
+
+@pytest.fixture(scope="module")
+def hub(history: History) -> Iterator:
+    from tests.regulator.hubsupport import start_hub
+
+    running = start_hub(history.world.data_dir)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(hub) -> Iterator:
+    a = hub.admin()
+    yield a
+    a.close()
+
+
+@pytest.fixture(scope="module")
+def rita(hub, admin):
+    from tests.regulator.hubsupport import make_account
+
+    return make_account(hub, admin, "rita", "regulators")
+
+
+@pytest.fixture(scope="module")
+def carol(hub, admin):
+    from tests.regulator.hubsupport import make_account
+
+    return make_account(hub, admin, "carol", "analysts")
+
+
+@pytest.fixture
+def person(hub) -> Iterator:
+    from tests.regulator.hubsupport import Person
+
+    p = Person(hub)
+    yield p
+    p.close()

@@ -7,53 +7,19 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from typing import Iterator
-
 import httpx
 import pytest
 
 from hub.watchdog import HubServer, Watchdog
 from ledger.entry import decode_entry
 from ledger.log import Log
-from tests.gateway.hubprocess import HubAdmin, RealHub
 from tests.ledger.logfactory import SHUYU
-from tests.regulator.hubsupport import Account, Person, form_token, make_account, start_hub
+from tests.regulator.hubsupport import form_token
 from tests.regulator.support import History
 
 CONSOLE = "/services/ledger/console"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def hub(history: History) -> Iterator[RealHub]:
-    running = start_hub(history.world.data_dir)
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
-def admin(hub: RealHub) -> Iterator[HubAdmin]:
-    a = hub.admin()
-    yield a
-    a.close()
-
-
-@pytest.fixture(scope="module")
-def rita(hub: RealHub, admin: HubAdmin) -> Account:
-    return make_account(hub, admin, "rita", "regulators")
-
-
-@pytest.fixture(scope="module")
-def carol(hub: RealHub, admin: HubAdmin) -> Account:
-    return make_account(hub, admin, "carol", "analysts")
-
-
-@pytest.fixture
-def person(hub: RealHub) -> Iterator[Person]:
-    p = Person(hub)
-    yield p
-    p.close()
 
 
 def _entries(history: History) -> list[dict]:
