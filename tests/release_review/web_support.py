@@ -45,6 +45,17 @@ class ReviewSite:
     hub: RealHub
     admin: HubAdmin
     sandbox_tokens: dict[str, str] = field(default_factory=dict)
+    clients: list[Any] = field(default_factory=list)  # closed with the site
+
+    def keep(self, client: Any) -> Any:
+        self.clients.append(client)
+        return client
+
+    def stop(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.admin.close()
+        self.hub.stop()
 
     @property
     def public_url(self) -> str:
