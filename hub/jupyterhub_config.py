@@ -39,8 +39,8 @@ a separate layer, ``hub/spawner.py``'s ``configure_spawner(c, opts)``, applied l
 Environment (all optional): ``SHUYU_DATA_DIR`` (default ``./var``), ``SHUYU_HUB_IP`` and
 ``SHUYU_HUB_PORT`` (public proxy address, default 127.0.0.1:8000), ``SHUYU_HUB_API_PORT`` (the
 hub's own port, 8081), ``SHUYU_HUB_PROXY_API_PORT`` (8001), ``SHUYU_GATEWAY_PORT`` (8030),
-``SHUYU_REVIEW_PORT`` (8040), ``SHUYU_CONSOLE_PORT`` (8050), ``SHUYU_HUB_ADMINS``
-(comma-separated admin users),
+``SHUYU_REVIEW_PORT`` (the gateway's + 10: 8040), ``SHUYU_CONSOLE_PORT`` (8050),
+``SHUYU_HUB_ADMINS`` (comma-separated admin users),
 ``SHUYU_HUB_SIGNUP`` (``1`` lets people sign up; an admin must still authorize each account),
 ``SHUYU_HUB_SANDBOX_URL`` (how sandboxes reach the proxy, default the public address). Every
 ``SHUYU_*`` variable is passed on to the gateway and the review service, which read the shared
@@ -112,8 +112,15 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
     return int(text)
 
 
+def _beside(gateway_port: int) -> int:
+    """The review service's default port: ten above the gateway's (8040 beside 8030), so a
+    hub given only a gateway port (tests on free ports) does not take another hub's 8040."""
+    return gateway_port + 10 if gateway_port <= 65525 else gateway_port - 10
+
+
 def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
     data_dir = Path(env.get("SHUYU_DATA_DIR") or "var").resolve()
+    gateway_port = _port(env, "SHUYU_GATEWAY_PORT", 8030)
     passthrough = {k: v for k, v in env.items() if k.startswith("SHUYU_")}
     passthrough["SHUYU_DATA_DIR"] = str(data_dir)
     return HubOptions(
@@ -122,8 +129,8 @@ def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
         port=_port(env, "SHUYU_HUB_PORT", 8000),
         api_port=_port(env, "SHUYU_HUB_API_PORT", 8081),
         proxy_api_port=_port(env, "SHUYU_HUB_PROXY_API_PORT", 8001),
-        gateway_port=_port(env, "SHUYU_GATEWAY_PORT", 8030),
-        review_port=_port(env, "SHUYU_REVIEW_PORT", 8040),
+        gateway_port=gateway_port,
+        review_port=_port(env, "SHUYU_REVIEW_PORT", _beside(gateway_port)),
         console_port=_port(env, "SHUYU_CONSOLE_PORT", 8050),
         admins=tuple(a.strip() for a in env.get("SHUYU_HUB_ADMINS", "").split(",") if a.strip()),
         signup=env.get("SHUYU_HUB_SIGNUP", "") == "1",
