@@ -29,11 +29,10 @@ from typing import Any, Callable, Iterable, Sequence, TypeVar
 
 from hub.catalog.enums import Role
 from hub.catalog.events import Actor
-from hub.catalog.exceptions import CatalogError, NotFound as CatalogNotFound
+from hub.catalog.exceptions import NotFound as CatalogNotFound
 from hub.catalog.exceptions import QueryNotAuthorized
 from hub.catalog.records import AuthorizationRecord
 from ledger.entry import decode_entry
-from ledger.exceptions import LedgerError
 from release_review import lineage, permissions, policies, publishing
 from release_review.checks.base import Artifact, CheckContext, DomainReader, Thresholds
 from release_review.events import AuditEvent, clip
@@ -125,16 +124,6 @@ def audited(act: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return decorate
-
-
-@dataclass(frozen=True)
-class Upload:
-    """A file the analyst sends with a submission: its bytes are streamed to quarantine."""
-
-    name: str
-    chunks: Iterable[bytes]
-    media_type: str = ""
-    released: bool = True
 
 
 @dataclass
@@ -752,9 +741,6 @@ def _dp_error(e: Exception) -> ReleaseError:
     return ReleaseError(f"the DP release failed: {message}")
 
 
-__all__ = ["ReleaseReviewService", "RequestDetail", "Upload", "check_transition",
-           "CatalogError", "LedgerError"]
-
 
 def open_service(settings: Any, thresholds: Thresholds | None = None, min_approvals: int = 1,
                  clock: Clock = utc_now) -> ReleaseReviewService:
@@ -802,3 +788,6 @@ def _closing(service: ReleaseReviewService, catalog: Any) -> Callable[[], None]:
             catalog.close()
 
     return close
+
+
+__all__ = ["ReleaseReviewService", "RequestDetail", "check_transition", "open_service"]
