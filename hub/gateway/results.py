@@ -28,27 +28,32 @@ MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 MAX_CHUNK_ROWS = 65_536
 
 
-def ipc_bytes(schema: pa.Schema, table: pa.Table | None) -> bytes:
+Page = pa.Buffer  # one IPC stream; bytes-like (hashlib, base64 and responses read it in place)
+
+
+def ipc_page(schema: pa.Schema, table: pa.Table | None) -> Page:
+    """One IPC stream, written once into Arrow memory and kept there (no copy to ``bytes``)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema) as writer:
         if table is not None and table.num_rows:
             writer.write_table(table, max_chunksize=MAX_CHUNK_ROWS)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
-def paginate(table: pa.Table, page_bytes: int) -> list[bytes]:
-    """The result as IPC pages of about `page_bytes` each (at least one page)."""
+def paginate(table: pa.Table, page_bytes: int) -> list[Page]:
+    """The result as IPC pages of about `page_bytes` each (at least one page). Slices of the
+    result are zero-copy; writing the IPC stream is the only copy of the rows."""
     if table.num_rows == 0:
-        return [ipc_bytes(table.schema, None)]
+        return [ipc_page(table.schema, None)]
     per_row = max(1.0, table.nbytes / table.num_rows)
     rows_per_page = max(1, int(page_bytes / per_row))
     return [
-        ipc_bytes(table.schema, table.slice(start, rows_per_page))
+        ipc_page(table.schema, table.slice(start, rows_per_page))
         for start in range(0, table.num_rows, rows_per_page)
     ]
 
 
-def result_sha256(pages: list[bytes]) -> str:
+def result_sha256(pages: list[Page]) -> str:
     h = hashlib.sha256()
     for page in pages:
         h.update(page)
@@ -59,7 +64,7 @@ def result_sha256(pages: list[bytes]) -> str:
 class StoredResult:
     query_id: str
     user: str
-    pages: list[bytes]
+    pages: list[Page]
     expires: float
     size: int = field(init=False)
 
@@ -77,7 +82,7 @@ class ResultStore:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def put(self, query_id: str, user: str, pages: list[bytes]) -> None:
+    def put(self, query_id: str, user: str, pages: list[Page]) -> None:
         item = StoredResult(query_id, user, pages, time.monotonic() + self.ttl)
         with self._lock:
             self._expire(time.monotonic())
@@ -87,7 +92,7 @@ class ResultStore:
             self._items[query_id] = item
             self._bytes += item.size
 
-    def page(self, query_id: str, user: str, number: int) -> bytes:
+    def page(self, query_id: str, user: str, number: int) -> Page:
         with self._lock:
             self._expire(time.monotonic())
             item = self._items.get(query_id)

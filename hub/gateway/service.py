@@ -50,7 +50,7 @@ from hub.gateway.exceptions import (
 from hub.gateway.identity import HubUser
 from hub.gateway.plancache import PlanCache, Prepared
 from hub.gateway.pseudonyms import PseudonymKeyError, PseudonymKeys
-from hub.gateway.results import ResultStore, paginate, result_sha256
+from hub.gateway.results import Page, ResultStore, paginate, result_sha256
 from hub.gateway.timings import Stopwatch, TimingsLog
 from ledger.exceptions import LedgerError
 
@@ -77,7 +77,7 @@ class QueryOutcome:
     row_limit: int
     result_sha256: str
     ledger_index: int
-    first_page: bytes | None
+    first_page: Page | None
     duration_ms: float
     notes: list[str] = field(default_factory=list)
 
@@ -204,7 +204,7 @@ class QueryService:
             duration_ms=duration, notes=_notes(plan, record, execution, self.config.max_rows),
         )
 
-    def page(self, user: HubUser, query_id: str, number: int) -> bytes:
+    def page(self, user: HubUser, query_id: str, number: int) -> Page:
         return self.results.page(query_id, user.name, number)
 
     def _execute(self, prepared: Prepared) -> Execution:

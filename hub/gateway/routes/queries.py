@@ -31,5 +31,5 @@ def get_page(user: CurrentUser, service: Service,
              page: int = Path(ge=0)) -> Response:
     """One page of a result (only its owner may read it, until it expires)."""
     data = service.page(user, query_id, page)
-    return Response(content=data, media_type=MEDIA_TYPE,
+    return Response(content=memoryview(data), media_type=MEDIA_TYPE,
                     headers={"Cache-Control": "no-store", "X-Shuyu-Page": str(page)})
