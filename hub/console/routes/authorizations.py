@@ -58,7 +58,7 @@ def authorizations_page(request: Request, user: CurrentUser, service: Service,
     chosen = AuthorizationStatus(status) if status in set(AuthorizationStatus) else None
     return render(request, "authorizations.html",
                   authorizations=service.catalog.list_authorizations(status=chosen),
-                  statuses=list(AuthorizationStatus), status=status)
+                  statuses=list(AuthorizationStatus), status_filter=status)
 
 
 def _new_page(request: Request, values: FormData, error: str | None,
