@@ -19,7 +19,8 @@ For each scale (default 1M and 10M rows of ``residents``), in one run:
    time as the gateway measured it for that very query. Both are reported as p50/p90/p99.
 
 Because the machine may be busy (wall times then include waiting for a core), the trivial loop
-also reports CPU time per query: of the gateway process, the proxy and the hub (from
+also reports CPU time per query: of the gateway process, the ledger service (when the hub runs
+it, the gateway's appends are sequenced there), the proxy and the hub (from
 ``/proc/<pid>/stat``, all their threads), of the client's thread, and of the gateway's request
 thread (from the timings file). CPU time is what the code costs whatever the load.
 
@@ -167,7 +168,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def hub_processes(hub_pid: int) -> dict[str, int]:
-    """The hub, its proxy and the gateway: pid by role (children found through /proc)."""
+    """The hub, its proxy, the gateway and the ledger service (the sequencer the gateway's
+    appends go to, when the hub runs it): pid by role (children found through /proc)."""
     found = {"hub": hub_pid}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -179,10 +181,10 @@ def hub_processes(hub_pid: int) -> dict[str, int]:
             continue
         if ppid != hub_pid:
             continue
-        if "hub.gateway" in cmd:
-            found["gateway"] = int(entry.name)
-        elif "configurable-http-proxy" in cmd:
-            found["proxy"] = int(entry.name)
+        for role, marker in (("gateway", "hub.gateway"), ("ledger_service", "ledger.service"),
+                             ("proxy", "configurable-http-proxy")):
+            if marker in cmd:
+                found[role] = int(entry.name)
     return found
 
 
