@@ -1,8 +1,11 @@
 """Running checked queries in DuckDB over the domain store, within limits.
 
 The engine holds one hardened read-only connection (``hub.domain.open_readonly``: no external
-access, no extension loading, configuration locked, memory and thread limits); each query gets
-its own cursor on it, so queries run concurrently. Limits:
+access, no extension loading, configuration locked, memory and thread limits), opened once per
+process; each query gets its own cursor on it, so queries run concurrently. A cursor shares the
+connection's database instance and settings and costs microseconds, so there is no per-request
+connection setup to pool away (and DuckDB refuses a second connection to the same file with
+other settings in one process: everything goes through ``open_readonly``). Limits:
 
 - time: a watchdog thread interrupts a query still running after ``timeout`` seconds
   (``QueryTimeout``);
