@@ -380,7 +380,13 @@ def _check_spawn(spawner: ShuyuSpawner) -> tuple[list[str], str]:
 
 async def pre_spawn_hook(spawner: ShuyuSpawner) -> None:
     """Refuse without an authorization in force; write ``session.open``; set the client's env."""
-    authorizations, key = await asyncio.to_thread(_check_spawn, spawner)
+    try:
+        authorizations, key = await asyncio.to_thread(_check_spawn, spawner)
+    except SandboxRefused as e:
+        if e.reason == "image":  # the hub keeps user options for the next start: drop them
+            spawner.user_options = {}
+            spawner.orm_spawner.user_options = {}
+        raise
     spawner.shuyu_session = key
     env = dict(spawner.environment)
     env["SHUYU_AUTHORIZATIONS"] = ",".join(authorizations)

@@ -165,6 +165,14 @@ class Analyst:
 
 def login_and_spawn(system: System, user: str) -> Analyst:
     browser = Browser(system.hub.public_url)
+    try:
+        return _login_and_spawn(system, browser, user)
+    except BaseException:
+        browser.close()
+        raise
+
+
+def _login_and_spawn(system: System, browser: Browser, user: str) -> Analyst:
     r = browser.login(user, PASSWORD)
     assert r.status_code == 302 and r.headers["location"].endswith("/hub/home"), (
         f"login of {user} failed: {r.status_code} {r.text[:500]}")

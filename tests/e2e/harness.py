@@ -2,10 +2,11 @@
 
 ``SandboxNet.create()`` makes an internal Docker network of the test's own (its bridge
 interface named ``shuyu-e<hex>``) and ``apply_firewall`` confines it with the production script
-``deploy/firewall/shuyu-firewall.sh``. ``SystemHub.start()`` runs the ledger service (the
-sequencer) and ``jupyterhub -f`` the production config (``hub/jupyterhub_config.py``, which
-applies ``hub/spawner.py``) plus a test administrator service, on free ports, with the proxy
-and the hub listening on all addresses as in production. Accounts are made before the hub
+``deploy/firewall/shuyu-firewall.sh``. ``SystemHub.start()`` runs ``jupyterhub -f`` the
+production config (``hub/jupyterhub_config.py``: the hub-managed services, among them the
+ledger service with the sequencer, and the sandbox layer of ``hub/spawner.py``) plus a test
+administrator service, on free ports, with the proxy and the hub listening on all addresses as
+in production. Accounts are made before the hub
 starts, with ``hub.accounts.ensure_account`` as ``make up`` makes them.
 """
 
@@ -92,10 +93,13 @@ class Ports:
     proxy_api: int
     gateway: int
     ledger: int
+    review: int
+    console: int
+    regulator: int
 
     @classmethod
     def free(cls) -> "Ports":
-        return cls(*free_ports(5))
+        return cls(*free_ports(8))
 
 
 class Process:
@@ -136,11 +140,12 @@ def base_env(data_dir: Path, ports: Ports, net: SandboxNet, extra: dict[str, str
         "SHUYU_HUB_PROXY_API_PORT": str(ports.proxy_api),
         "SHUYU_GATEWAY_PORT": str(ports.gateway),
         "SHUYU_LEDGER__PORT": str(ports.ledger),
+        "SHUYU_REVIEW_PORT": str(ports.review),
+        "SHUYU_CONSOLE_PORT": str(ports.console),
+        "SHUYU_REGULATOR_PORT": str(ports.regulator),
         "SHUYU_LEDGER__BATCH_MAX_AGE_MS": "0",
         "SHUYU_SANDBOX_NETWORK": net.name,
         "SHUYU_SANDBOX_MEMORY": "1G",
-        # the test runs the ledger service itself (a target of the escape tests)
-        "SHUYU_HUB_LEDGER": "off",
         "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '/usr/bin:/bin')}",
         **extra,
     })
@@ -149,8 +154,10 @@ def base_env(data_dir: Path, ports: Ports, net: SandboxNet, extra: dict[str, str
 
 @dataclass
 class SystemHub:
+    """The hub and every service it manages (gateway, review, console, ledger, regulator,
+    watchdog), configured as in production."""
+
     hub: Process
-    ledger: Process
     ports: Ports
     net: SandboxNet
     admin_token: str
@@ -174,12 +181,9 @@ class SystemHub:
         config = run_dir / "e2e_jupyterhub_config.py"
         config.write_text(TEST_CONFIG.format(base=str(BASE_CONFIG), token=token))
         env = base_env(data_dir, ports, net, extra_env or {})
-        bin_dir = Path(sys.executable).parent
-        ledger = Process([str(bin_dir / "shuyu"), "ledger", "serve", "--port", str(ports.ledger)],
-                         env, run_dir, run_dir / "ledger.log")
-        hub = Process([str(bin_dir / "jupyterhub"), "-f", str(config)], env, run_dir,
-                      run_dir / "jupyterhub.log")
-        system = cls(hub, ledger, ports, net, token, data_dir)
+        hub = Process([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)], env,
+                      run_dir, run_dir / "jupyterhub.log")
+        system = cls(hub, ports, net, token, data_dir)
         try:
             system.wait_ready()
         except BaseException:
@@ -189,18 +193,14 @@ class SystemHub:
 
     def wait_ready(self) -> None:
         deadline = time.monotonic() + START_TIMEOUT
+        urls = [self.api_url + "/", f"{self.public_url}/services/gateway/health",
+                f"{self.public_url}/services/ledger/checkpoint"]
         with httpx.Client(timeout=3.0, trust_env=False) as client:
             while time.monotonic() < deadline:
-                for proc, name in ((self.hub, "jupyterhub"), (self.ledger, "ledger service")):
-                    if not proc.alive():
-                        raise RuntimeError(f"{name} exited:\n{proc.log_tail()}")
+                if not self.hub.alive():
+                    raise RuntimeError(f"jupyterhub exited:\n{self.hub.log_tail()}")
                 try:
-                    ok = (client.get(self.api_url + "/").status_code == 200
-                          and client.get(f"{self.public_url}/services/gateway/health")
-                          .status_code == 200
-                          and client.get(f"http://127.0.0.1:{self.ports.ledger}/checkpoint")
-                          .status_code == 200)
-                    if ok:
+                    if all(client.get(u).status_code == 200 for u in urls):
                         return
                 except httpx.HTTPError:
                     pass
@@ -220,4 +220,3 @@ class SystemHub:
 
     def stop(self) -> None:
         self.hub.stop(timeout=60)
-        self.ledger.stop()
