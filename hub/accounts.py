@@ -21,11 +21,16 @@ from jupyterhub import orm
 from nativeauthenticator.orm import UserInfo
 
 ROLE_GROUPS = ("analysts", "reviewers", "regulators", "authority")
+SEPARATED = {"analysts", "reviewers", "regulators"}  # DESIGN.md: one person, one of these
 
 
 def hub_db_url(data_dir: Path) -> str:
     """The hub database under the data directory, as hub/jupyterhub_config.py places it."""
     return f"sqlite:///{(Path(data_dir) / 'hub' / 'jupyterhub.sqlite').resolve()}"
+
+
+def _hash(password: str) -> bytes:
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt())
 
 
 def ensure_account(db_url: str, name: str, password: str, groups: Iterable[str]) -> None:
@@ -45,6 +50,10 @@ def ensure_account(db_url: str, name: str, password: str, groups: Iterable[str])
         if user is None:
             user = orm.User(name=name)
             db.add(user)
+        held = {g.name for g in user.groups} | set(groups)
+        if len(held & SEPARATED) > 1:
+            raise ValueError(f"{name} would be in {', '.join(sorted(held & SEPARATED))}: one "
+                             "person is never more than one of analyst, reviewer, regulator")
         for group_name in groups:
             group = orm.Group.find(db, group_name)
             if group is None:
@@ -52,14 +61,14 @@ def ensure_account(db_url: str, name: str, password: str, groups: Iterable[str])
                 db.add(group)
             if group not in user.groups:
                 user.groups.append(group)
-        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt())
         info = UserInfo.find(db, name)
         if info is None:
-            db.add(UserInfo(username=name, password=hashed, is_authorized=True))
-        else:
-            info.password = hashed
+            db.add(UserInfo(username=name, password=_hash(password), is_authorized=True))
+        elif not (info.is_authorized and bcrypt.checkpw(password.encode(), info.password)):
+            info.password = _hash(password)
             info.is_authorized = True
-        db.commit()
+        if db.dirty or db.new:  # an account that is already as asked is not written again
+            db.commit()
     finally:
         db.close()
 
