@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from release_review.checks.base import CheckContext, CheckResult, Verdict
 from release_review.checks.columns import DIRECT, map_columns
+from release_review.checks.distinct import is_text, unique_text
 from release_review.checks.masking import mask_identifier
 from release_review.checks.shapes import table_views
 from release_review.checks.trusted import connection, fetch_arrow, quote, registered
@@ -53,10 +54,10 @@ def _candidates(table: pa.Table) -> pa.Table:
     names, values = [], []
     for name, col in zip(table.column_names, table.columns):
         typ = col.type
-        if pa.types.is_dictionary(typ):
+        if pa.types.is_dictionary(typ) and not is_text(typ.value_type):
             col, typ = col.cast(typ.value_type), typ.value_type
-        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-            distinct = pc.unique(pc.utf8_trim_whitespace(col.cast(pa.string())))
+        if is_text(typ) or pa.types.is_dictionary(typ):
+            distinct = pc.unique(pc.utf8_trim_whitespace(unique_text(col)))
         elif pa.types.is_integer(typ):
             distinct = pc.unique(col)
             distinct = distinct.filter(pc.greater_equal(distinct, 10**8)).cast(pa.string())

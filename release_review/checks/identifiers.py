@@ -23,7 +23,9 @@ Evidence lists, per column or text, the kind, how many cells, and at most three 
 
 from __future__ import annotations
 
+import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,14 +35,16 @@ from release_review.checks.base import Artifact, CheckContext, CheckResult, Verd
 from release_review.checks.detectors import (
     KIND_LABELS, KIND_NAMES, NEAR, VALID, Hits, Kind, integers_as_text, scan_strings,
 )
+from release_review.checks.distinct import is_text, sorted_distinct, text_values
 from release_review.checks.masking import mask_identifier
 from release_review.checks.tables import TableError, format_of, load_table, load_text
 
 CHECK = "identifiers"
 ALWAYS_FAIL = frozenset({Kind.RESIDENT_ID, Kind.PSEUDONYM, Kind.PLATE})
 TEXT_CONTEXT_NEEDED = frozenset({Kind.RESIDENT_ID_15, Kind.PASSPORT, Kind.LANDLINE})
+WORKERS = min(4, os.cpu_count() or 1)  # columns scanned at once (numpy and Arrow release the GIL)
+PARALLEL_CELLS = 200_000  # smaller tables are scanned in one thread
 COLUMN_SHARE = 0.5  # a weak kind in at least this share of a column's values is no accident
-DEDUP_SAMPLE = 20_000
 CONTEXT = {
     Kind.MOBILE: r"电话|手机|联系|号码|tel|phone|mobile|cell",
     Kind.LANDLINE: r"电话|座机|联系|号码|tel|phone|fax|传真",
@@ -137,47 +141,37 @@ def scan_table(table: pa.Table, patterns: list[re.Pattern]) -> tuple[list[Findin
     names = pa.array([str(n) for n in table.column_names], pa.string())
     findings += _findings(scan_strings(names, patterns), names, None, "column names",
                           lambda i: names[i].as_py(), len(names))
-    for name, col in zip(table.column_names, table.columns):
-        findings += scan_column(str(name), col, patterns)
+    columns = [(str(name), col) for name, col in zip(table.column_names, table.columns)]
+    if table.num_rows * len(columns) < PARALLEL_CELLS or WORKERS < 2:
+        per_column = [scan_column(name, col, patterns) for name, col in columns]
+    else:  # the kernels release the GIL: columns are scanned side by side
+        with ThreadPoolExecutor(WORKERS, thread_name_prefix="identifiers") as pool:
+            per_column = list(pool.map(lambda c: scan_column(c[0], c[1], patterns), columns))
+    for found in per_column:
+        findings += found
     return findings, table.num_rows * table.num_columns
 
 
 def scan_column(name: str, col: pa.ChunkedArray | pa.Array,
                 patterns: list[re.Pattern]) -> list[Finding]:
-    typ = col.type
-    if pa.types.is_dictionary(typ):
-        col = col.cast(typ.value_type)
-        typ = typ.value_type
-    present = len(col) - col.null_count
-    if present == 0:
-        return []
     where = f"column {name!r}"
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        values, weights = _distinct(col)
+    typ = col.type
+    if pa.types.is_dictionary(typ) and not is_text(typ.value_type):
+        col, typ = col.cast(typ.value_type), typ.value_type
+    if is_text(typ) or pa.types.is_dictionary(typ):
+        values, weights = text_values(col)
+        present = int(weights.sum()) if weights is not None else len(col) - col.null_count
+        if present == 0:
+            return []
         hits = scan_strings(values, patterns)
         return _findings(hits, values, weights, where, lambda i: name, present)
-    as_text = integers_as_text(col)
+    present = len(col) - col.null_count
+    as_text = integers_as_text(col) if present else None
     if as_text is None:
         return []
     _, strings = as_text
     return _findings(scan_strings(strings, patterns), strings, None, where, lambda i: name,
                      present)
-
-
-def _distinct(col: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray | None]:
-    """The values to scan and how many cells each stands for (None: one each).
-
-    Distinct values only pay off when there are few, so a sample decides."""
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    if len(arr) <= DEDUP_SAMPLE:
-        return arr, None
-    sample = arr.slice(0, DEDUP_SAMPLE)
-    if len(sample.unique()) > DEDUP_SAMPLE // 4:
-        return arr, None
-    encoded = arr.dictionary_encode()
-    indices = np.asarray(encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False))
-    weights = np.bincount(indices[indices >= 0], minlength=len(encoded.dictionary))
-    return encoded.dictionary, weights
 
 
 def _findings(hits: Hits, values: pa.Array, weights: np.ndarray | None, where: str,
@@ -186,12 +180,12 @@ def _findings(hits: Hits, values: pa.Array, weights: np.ndarray | None, where: s
     out = []
     if not len(hits):
         return out
-    for kind in np.unique(hits.kind):
+    for kind in np.flatnonzero(np.bincount(hits.kind.astype(np.int64))):
         for status in (VALID, NEAR):
             sel = np.flatnonzero((hits.kind == kind) & (hits.status == status))
             if not sel.size:
                 continue
-            cells = np.unique(hits.cell[sel])
+            cells = sorted_distinct(hits.cell[sel])
             count = int(weights[cells].sum()) if weights is not None else int(cells.size)
             k = Kind(int(kind))
             examples = list(dict.fromkeys(

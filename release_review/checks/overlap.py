@@ -3,9 +3,9 @@
 For each source dataset, the table's columns that are that dataset's columns (by name or label,
 ``columns.map_columns``, direct identifiers aside: pseudonyms never equal the raw values) form
 a projection. If the projection holds *detail*, a sensitive attribute or a column the catalog
-does not allow as a group-by dimension (exact dates, amounts, times), each table row is joined
-on the server, in DuckDB, with the dataset's rows projected the same way, and we count how many
-source rows share it:
+does not allow as a group-by dimension (exact dates, amounts, times), each table row is matched
+on the server, in DuckDB, with the dataset's rows projected the same way
+(``sourcematch.source_counts``), and we count how many source rows share it:
 
 - FAIL: a row reproduces a projection that fewer than ``thresholds.min_k_anonymity`` source rows
   share: the table copies individual records (a "group" of one with its exact amount is the
@@ -24,12 +24,13 @@ import numpy as np
 import pyarrow as pa
 
 from release_review.checks.base import CheckContext, CheckResult, Verdict
-from release_review.checks.columns import DIRECT, SENSITIVE, Mapped, by_dataset, map_columns
+from release_review.checks.columns import (
+    DIRECT, QUASI, SENSITIVE, Mapped, by_dataset, map_columns,
+)
+from release_review.checks.distinct import first_smallest
 from release_review.checks.masking import mask_value
 from release_review.checks.shapes import table_views
-from release_review.checks.trusted import (
-    connection, distinct_rows, fetch_arrow, quote, registered,
-)
+from release_review.checks.sourcematch import source_counts
 
 CHECK = "raw_overlap"
 SHOWN = 5
@@ -61,21 +62,13 @@ def projections(ctx: CheckContext, names: list[str]) -> dict[str, list[Mapped]]:
 
 def overlap(ctx: CheckContext, table: pa.Table, dataset: str, cols: list[Mapped]) -> dict:
     k = ctx.thresholds.min_k_anonymity
-    combos, group_of = distinct_rows(table, [m.column for m in cols])
-    src = ", ".join(quote(m.source.name) for m in cols)
-    on = " AND ".join(f"r.{quote(m.source.name)} = TRY_CAST(t.{quote(m.column)} AS "
-                      f"{m.source.type})" for m in cols)
-    with connection(ctx) as con, registered(con, combos) as view:
-        got = fetch_arrow(con, (
-            f"SELECT t.__g, r.__n FROM {view} t JOIN (SELECT {src}, count(*) AS __n "
-            f"FROM main.{quote(dataset)} GROUP BY ALL) r ON {on}"))
-    n = np.zeros(combos.num_rows, np.int64)
-    n[got["__g"].to_numpy()] = got["__n"].to_numpy()
-    per_row = n[group_of]
+    # entity counts too where reidentification will want this very join (see sourcematch)
+    shared = all(m.source.identifier_class == QUASI for m in cols)
+    per_row = source_counts(ctx, table, dataset, cols, entities=shared).rows
     matched = per_row > 0
     rare = matched & (per_row < k)
-    order = np.lexsort((np.arange(len(per_row)), np.where(matched, per_row, np.iinfo(np.int64).max)))
-    examples = [int(i) for i in order[:SHOWN] if matched[i]]
+    rarest = first_smallest(np.where(matched, per_row, np.iinfo(np.int64).max), SHOWN)
+    examples = [int(i) for i in rarest if matched[i]]
     return {
         "dataset": dataset, "columns": [m.column for m in cols],
         "rows": table.num_rows, "matched_rows": int(matched.sum()),

@@ -29,14 +29,11 @@ import polars as pl
 import pyarrow as pa
 
 from release_review.checks.base import CheckContext, CheckResult, Verdict
-from release_review.checks.columns import (
-    QUASI, SENSITIVE, Mapped, by_dataset, entity_column, map_columns, source,
-)
+from release_review.checks.columns import QUASI, SENSITIVE, Mapped, by_dataset, map_columns
+from release_review.checks.distinct import first_smallest
 from release_review.checks.masking import mask_value
 from release_review.checks.shapes import ROW_LEVEL, table_views
-from release_review.checks.trusted import (
-    connection, distinct_rows, fetch_arrow, quote, registered,
-)
+from release_review.checks.sourcematch import groups, source_counts
 
 CHECK = "reidentification"
 SHOWN = 10
@@ -48,36 +45,24 @@ def run(ctx: CheckContext) -> list[CheckResult]:
     return results or [CheckResult(CHECK, Verdict.PASS, "No row-level tables in this request.")]
 
 
-def output_classes(table: pa.Table, qis: list[str], sensitive: list[str]) -> pl.DataFrame:
-    """Per row: f (class size in the output) and ℓ per sensitive attribute."""
-    frame = pl.from_arrow(table.select(qis + sensitive))
-    if isinstance(frame, pl.Series):
-        frame = frame.to_frame()
-    frame.columns = [f"q{i}" for i in range(len(qis))] + [f"s{j}" for j in range(len(sensitive))]
-    keys = [f"q{i}" for i in range(len(qis))]
-    exprs = [pl.len().over(keys).alias("f")]
-    exprs += [pl.col(f"s{j}").n_unique().over(keys).alias(f"l{j}") for j in range(len(sensitive))]
-    return frame.select(exprs)
+def output_classes(ctx: CheckContext, table: pa.Table, qis: list[str],
+                   sensitive: list[str]) -> tuple[np.ndarray, dict[str, int]]:
+    """f per row (its class size in the output) and ℓ per sensitive attribute (the fewest
+    distinct values, nulls included, that a class has)."""
+    g = groups(ctx, table, qis)
+    f = g.size[g.of_row]
+    ell = {}
+    for s in sensitive:
+        frame = pl.DataFrame({"g": g.of_row, "s": pl.from_arrow(table[s])})
+        ell[s] = int(frame.group_by("g").agg(pl.col("s").n_unique())["s"].min())
+    return f, ell
 
 
 def population(ctx: CheckContext, table: pa.Table, dataset: str,
                cols: list[Mapped]) -> np.ndarray:
     """Per row: how many distinct entities of `dataset` share the row's values on `cols`
     (0 where none does)."""
-    ds = source(ctx, dataset)
-    entity = entity_column(ds) if ds else None
-    count = f"count(DISTINCT {quote(entity)})" if entity else "count(*)"
-    combos, group_of = distinct_rows(table, [m.column for m in cols])
-    src = ", ".join(quote(m.source.name) for m in cols)
-    on = " AND ".join(f"p.{quote(m.source.name)} = TRY_CAST(t.{quote(m.column)} AS "
-                      f"{m.source.type})" for m in cols)
-    with connection(ctx) as con, registered(con, combos) as view:
-        got = fetch_arrow(con, (
-            f"SELECT t.__g, p.__n FROM {view} t JOIN (SELECT {src}, {count} AS __n "
-            f"FROM main.{quote(dataset)} GROUP BY ALL) p ON {on}"))
-    n = np.zeros(combos.num_rows, np.int64)
-    n[got["__g"].to_numpy()] = got["__n"].to_numpy()
-    return n[group_of]
+    return source_counts(ctx, table, dataset, cols).entities
 
 
 def _judge(ctx: CheckContext, name: str, table: pa.Table) -> CheckResult:
@@ -90,8 +75,7 @@ def _judge(ctx: CheckContext, name: str, table: pa.Table) -> CheckResult:
         return CheckResult(CHECK, Verdict.PASS, "No quasi-identifiers of the source datasets "
                                                 "in this row-level table.", name,
                            {"quasi_identifiers": qis, "rows": table.num_rows})
-    out = output_classes(table, qis, sensitive)
-    f = out["f"].to_numpy()
+    f, ell = output_classes(ctx, table, qis, sensitive)
     per_dataset = {ds: [m for m in cols if m.source.identifier_class == QUASI]
                    for ds, cols in by_dataset(mapped).items()}
     widest = max((len(c) for c in per_dataset.values()), default=0)
@@ -99,7 +83,6 @@ def _judge(ctx: CheckContext, name: str, table: pa.Table) -> CheckResult:
             if cols and len(cols) == widest}  # the datasets that hold most of the QIs
     F = np.min(np.vstack(list(pops.values())), axis=0) if pops else np.zeros(len(f), np.int64)
     known = F > 0
-    ell = {s: int(out[f"l{j}"].min()) for j, s in enumerate(sensitive)}
     evidence = _evidence(table, qis, sensitive, f, F, known, ell, pops, th)
     k_pop = int(F[known].min()) if known.any() else None
     k_out = int(f.min())
@@ -143,7 +126,8 @@ def _suggestion(qis: list[str]) -> str:
 def _evidence(table, qis, sensitive, f, F, known, ell, pops, th) -> dict:
     risk_pop = np.where(known, 1.0 / np.maximum(F, 1), np.nan)
     risk_out = 1.0 / f
-    order = np.lexsort((f, np.where(known, F, np.iinfo(np.int64).max)))[:SHOWN]
+    unknown = int(F.max()) + 1 if len(F) else 1  # rows matched to nobody come last
+    order = first_smallest(np.where(known, F, unknown) * (int(f.max()) + 1) + f, SHOWN)
     rows = [{"row": int(i), "population_alike": int(F[i]) if known[i] else None,
              "table_alike": int(f[i]),
              "values": {q: mask_value(table[q][int(i)].as_py()) for q in qis}} for i in order]

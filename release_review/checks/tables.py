@@ -108,7 +108,8 @@ def _load_table(artifact: Artifact) -> pa.Table | None:
         return _normalize(_read_csv(artifact))
     if fmt == "parquet":
         try:
-            return _normalize(pq.read_table(artifact.path))
+            with pq.ParquetFile(artifact.path) as f:  # (pq.read_table imports pandas)
+                return _normalize(f.read())
         except (pa.ArrowException, OSError) as e:
             raise TableError(f"{artifact.name} is not a readable Parquet file: {e}") from None
     if fmt == "json":

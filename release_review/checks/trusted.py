@@ -64,21 +64,3 @@ def fetch_arrow(con: DomainReader, sql: str, params: list | None = None):
     fetch = getattr(rel, "to_arrow_table", None) or getattr(rel, "arrow")
     result = fetch()
     return result.read_all() if hasattr(result, "read_all") else result
-
-
-def distinct_rows(table, columns: list[str]):
-    """The distinct combinations of `columns` in `table` (Arrow, with ``__g`` numbering them)
-    and, per row of `table`, the number of its combination: joins with the raw data then run
-    once per combination, not once per row."""
-    import numpy as np
-    import polars as pl
-
-    frame = pl.from_arrow(table.select(columns))
-    if isinstance(frame, pl.Series):
-        frame = frame.to_frame()
-    grouped = (frame.with_row_index("__row").group_by(columns, maintain_order=True)
-               .agg(pl.col("__row")).with_row_index("__g"))
-    group_of = np.empty(table.num_rows, np.int64)
-    exploded = grouped.select("__g", "__row").explode("__row")
-    group_of[exploded["__row"].to_numpy()] = exploded["__g"].to_numpy()
-    return grouped.drop("__row").to_arrow(), group_of
