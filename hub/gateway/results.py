@@ -104,5 +104,11 @@ class ResultStore:
         return item.pages[number]
 
     def _expire(self, now: float) -> None:
-        for key in [k for k, v in self._items.items() if v.expires <= now]:
-            self._bytes -= self._items.pop(key).size
+        """Drop expired results. Every result lives ``ttl`` from its ``put``, so they expire in
+        insertion order: only the oldest few are looked at, however many are stored."""
+        while self._items:
+            oldest = next(iter(self._items.values()))
+            if oldest.expires > now:
+                break
+            self._items.popitem(last=False)
+            self._bytes -= oldest.size
