@@ -22,7 +22,9 @@ Because the machine may be busy (wall times then include waiting for a core), th
 also reports CPU time per query: of the gateway process, the ledger service (when the hub runs
 it, the gateway's appends are sequenced there), the proxy and the hub (from
 ``/proc/<pid>/stat``, all their threads), of the client's thread, and of the gateway's request
-thread (from the timings file). CPU time is what the code costs whatever the load.
+thread (from the timings file); and the CPU overhead: all of those together minus the direct
+query's CPU (the bench process's while DuckDB runs it). CPU time is what the code costs
+whatever the load.
 
 It also times a lone ``Log.append`` with the ledger's default group-commit wait and with none,
 to show what the batcher's ``batch_max_age`` adds to a single query.
@@ -204,13 +206,13 @@ def time_both(client: Any, direct: duckdb.DuckDBPyConnection, sql: str, repeats:
     """`repeats` pairs (direct, then through gateway + client): wall seconds, client CPU."""
     samples = []
     for _ in range(repeats):
-        t = time.perf_counter()
+        cpu, t = time.process_time(), time.perf_counter()
         direct.sql(sql).to_arrow_table()
-        direct_s = time.perf_counter() - t
+        direct_s, direct_cpu = time.perf_counter() - t, time.process_time() - cpu
         cpu, t = time.thread_time(), time.perf_counter()
         client.query(sql, as_="arrow", progress=False)
         gateway_s = time.perf_counter() - t
-        samples.append({"direct": direct_s, "gateway": gateway_s,
+        samples.append({"direct": direct_s, "gateway": gateway_s, "direct_cpu": direct_cpu,
                         "client_cpu": time.thread_time() - cpu, "info": client.last_result})
     return samples
 
@@ -250,6 +252,8 @@ def trivial_report(client: Any, direct: duckdb.DuckDBPyConnection, n: int,
     wall = time.perf_counter() - wall
     cpu = {role: (cpu_seconds(pid) - before[role]) / n * 1e3 for role, pid in pids.items()}
     cpu["client_thread"] = statistics.mean(s["client_cpu"] for s in samples) * 1e3
+    direct_cpu = statistics.mean(s["direct_cpu"] for s in samples) * 1e3
+    path_cpu = sum(cpu.values())  # the hub too (asked once per identity-cache period)
     timings = read_timings(timings_path)
     overhead, without_ledger, ledger = [], [], []
     for s in samples:
@@ -268,6 +272,12 @@ def trivial_report(client: Any, direct: duckdb.DuckDBPyConnection, n: int,
         "ledger_append_in_gateway": percentiles(ledger) if ledger else None,
         "gateway_phases_ms": server_phases(samples, timings),
         "cpu_ms_per_query": {k: round(v, 3) for k, v in cpu.items()},
+        "direct_cpu_ms_per_query": round(direct_cpu, 3),
+        "cpu_overhead_ms_per_query": {
+            "total": round(path_cpu - direct_cpu, 3),
+            "without_ledger_service": round(path_cpu - cpu.get("ledger_service", 0.0)
+                                            - direct_cpu, 3),
+        },
         "overhead_p50_ms": p50,
         "meets_goal": p50 <= GOAL_OVERHEAD_MS,
     }
