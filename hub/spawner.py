@@ -94,6 +94,10 @@ class ShuyuSpawner(DockerSpawner):
         "'--bridge B --gateway IP --ports P,Q' are appended. Empty list: no check (for hosts "
         "where the firewall is outside this machine's control, e.g. Kubernetes).",
     ).tag(config=True)
+    sandbox_prefix = Unicode(
+        "shuyu", help="Names this hub's sandboxes (containers <prefix>-sandbox-<user>, volumes "
+        "<prefix>-work-<user>) and labels them, so that the watchdog of one hub never touches "
+        "another's containers on a shared engine.").tag(config=True)
     firewall_check_seconds = Float(
         30.0, help="A passed firewall check is trusted for this long, seconds.").tag(config=True)
 
@@ -275,6 +279,7 @@ class ShuyuSpawner(DockerSpawner):
             "command": await self.get_command(),
             "ports": {f"{self.port}/tcp": None},
             "labels": {LABEL: "1", f"{LABEL}.user": self.user.name,
+                       f"{LABEL}.prefix": self.sandbox_prefix,
                        f"{LABEL}.session": self.shuyu_session or ""},
         }
         _deep_merge(create, extra_create)
@@ -441,6 +446,7 @@ def configure_spawner(c: Any, opts: "HubOptions", env: dict[str, str] | None = N
     c.ShuyuSpawner.network_name = env.get("SHUYU_SANDBOX_NETWORK", DEFAULT_NETWORK)
     c.ShuyuSpawner.use_internal_ip = True
     prefix = env.get("SHUYU_SANDBOX_PREFIX", "shuyu")
+    c.ShuyuSpawner.sandbox_prefix = prefix
     c.ShuyuSpawner.name_template = prefix + "-sandbox-{username}"
     c.ShuyuSpawner.volumes = {prefix + "-work-{username}": WORK_DIR}
     c.ShuyuSpawner.notebook_dir = WORK_DIR

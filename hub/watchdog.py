@@ -11,7 +11,8 @@ minute) one pass:
    (the hub's post-stop hook writes ``session.close``). Stopping reduces access, so a ledger
    failure is logged and the stop still happens; the close is reconciled later;
 3. removes sandbox containers the hub no longer runs (a hub that lost its database, a crash
-   between create and record) after ``session.terminate``;
+   between create and record) after ``session.terminate``; only this hub's containers, those
+   labelled with its ``SHUYU_SANDBOX_PREFIX``;
 4. closes, as ``container_gone``, every open session whose container no longer runs.
 
 The hub gives the service its API token (``JUPYTERHUB_API_TOKEN``) and URL; its role
@@ -92,12 +93,13 @@ class HubClient:
 
 class Watchdog:
     def __init__(self, catalog: Any, book: SessionBook, hub: HubClient, docker_client: Any,
-                 grace_seconds: float = 120.0):
+                 grace_seconds: float = 120.0, prefix: str = "shuyu"):
         self.catalog = catalog
         self.book = book
         self.hub = hub
         self.docker = docker_client
         self.grace_seconds = grace_seconds
+        self.prefix = prefix
 
     def why_not_allowed(self, server: HubServer) -> str | None:
         from hub.catalog.exceptions import QueryNotAuthorized
@@ -130,7 +132,9 @@ class Watchdog:
                 report.stopped.append(server.user)
 
     def sandbox_containers(self) -> list[Any]:
-        return self.docker.containers.list(all=True, filters={"label": f"{SANDBOX_LABEL}=1"})
+        """This hub's sandbox containers (other hubs on the same engine have other prefixes)."""
+        return self.docker.containers.list(all=True, filters={"label": [
+            f"{SANDBOX_LABEL}=1", f"{SANDBOX_LABEL}.prefix={self.prefix}"]})
 
     def remove_orphans(self, servers: dict[str, HubServer], report: PassReport) -> set[str]:
         """Remove sandbox containers of users the hub runs no server for; the running rest."""
@@ -192,7 +196,8 @@ def main() -> None:
     catalog = open_catalog(settings)
     book = SessionBook(settings.control_database_url, catalog.log)
     hub = HubClient(os.environ["JUPYTERHUB_API_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
-    dog = Watchdog(catalog, book, hub, docker.from_env(), grace)
+    dog = Watchdog(catalog, book, hub, docker.from_env(), grace,
+                   os.environ.get("SHUYU_SANDBOX_PREFIX", "shuyu"))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

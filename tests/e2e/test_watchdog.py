@@ -109,3 +109,37 @@ def test_crashed_container_leaves_no_open_session(system: System) -> None:
         assert len(closes) == 1
     finally:
         analyst.browser.close()
+
+
+def test_orphaned_sandbox_containers_are_removed_and_others_left_alone(system: System) -> None:
+    """A container labelled as one of this hub's sandboxes that the hub does not run (a hub
+    that lost its database) is removed; another hub's sandbox on the same engine is not."""
+    client = docker.from_env()
+    image = client.containers.get(system.other.container).image
+    labels = {"org.shuyu.sandbox": "1", "org.shuyu.sandbox.user": "ghost",
+              "org.shuyu.test": "e2e"}
+    ours = client.containers.run(
+        image, ["-c", "import time; time.sleep(600)"], entrypoint="python", detach=True,
+        name=f"{system.net.name}-sandbox-ghost", network=system.net.name,
+        labels={**labels, "org.shuyu.sandbox.prefix": system.net.name})
+    theirs = client.containers.run(
+        image, ["-c", "import time; time.sleep(600)"], entrypoint="python", detach=True,
+        name=f"{system.net.name}-other-hub-ghost", network="none",
+        labels={**labels, "org.shuyu.sandbox.prefix": "another-hub"})
+    try:
+        deadline = time.monotonic() + 20 + STOP_DEADLINE  # the watchdog's grace, then a pass
+        while ours.name in [c.name for c in client.containers.list(all=True)]:
+            assert time.monotonic() < deadline, "the orphaned container was not removed"
+            time.sleep(1)
+        theirs.reload()
+        assert theirs.status == "running"
+        terminate = [e for e in system.entries_of("session.terminate", actor="shuyu-watchdog")
+                     if e["details"].get("container") == ours.name]
+        assert not terminate  # ghost had no session, so there was nothing to terminate
+    finally:
+        for c in (ours, theirs):
+            try:
+                c.remove(force=True)
+            except docker.errors.NotFound:
+                pass
+        client.close()
