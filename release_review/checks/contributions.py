@@ -126,16 +126,14 @@ def _contributions(ctx, match: Match, alias: str, entity: str, sums) -> pl.DataF
         inner.set(part, None)
     inner.set("group", exp.Group(expressions=[k.copy() for k in keys] + [ent.copy()]))
     k = [f"__k{i}" for i in range(len(keys))]
-    part = f"PARTITION BY {', '.join(k)} " if k else ""
-    ranks = "".join(f", row_number() OVER ({part}ORDER BY __v{j} DESC NULLS LAST) AS __r{j}"
-                    for j in range(len(sums)))
-    outs = "".join(
-        f", sum(__v{j}) AS __t{j}, max(__v{j}) FILTER (WHERE __r{j} = 1) AS __a{j}"
-        f", max(__v{j}) FILTER (WHERE __r{j} = 2) AS __b{j}, min(__v{j}) AS __m{j}"
-        for j in range(len(sums)))
+    # max(x, 2): the two largest non-null values per cell, ties kept (no window, no sort)
+    outs = "".join(f", sum(__v{j}) AS __t{j}, max(__v{j}, 2) AS __top{j}, min(__v{j}) AS __m{j}"
+                   for j in range(len(sums)))
+    tops = "".join(f", __top{j}[1] AS __a{j}, __top{j}[2] AS __b{j}" for j in range(len(sums)))
     group = f" GROUP BY {', '.join(k)}" if k else ""
-    sql = (f"WITH c AS ({inner.sql(dialect=DIALECT)}), r AS (SELECT *{ranks} FROM c) "
-           f"SELECT {', '.join(k + ['count(__e) AS __n']) + outs} FROM r{group}")
+    sql = (f"WITH c AS ({inner.sql(dialect=DIALECT)}), "
+           f"g AS (SELECT {', '.join(k + ['count(__e) AS __n']) + outs} FROM c{group}) "
+           f"SELECT *{tops} FROM g")
     with connection(ctx) as con:
         return pl.from_arrow(fetch_arrow(con, sql))
 

@@ -148,11 +148,19 @@ def _dense(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def first_smallest(key: np.ndarray, k: int) -> np.ndarray:
     """The positions of the `k` smallest entries of `key`, smallest first, ties in position
-    order: ``np.argsort(key, kind="stable")[:k]`` without sorting everything."""
-    if len(key) <= k:
-        return np.argsort(key, kind="stable")
-    kth = np.partition(key, k - 1)[k - 1]
-    below = np.flatnonzero(key < kth)  # fewer than k
-    ties = np.flatnonzero(key == kth)[:k - len(below)]
-    chosen = np.concatenate((below, ties))
-    return chosen[np.argsort(key[chosen], kind="stable")]
+    order: ``np.argsort(key, kind="stable")[:k]`` in at most `k` passes instead of a sort."""
+    chosen: list[np.ndarray] = []
+    taken, below = 0, None
+    while taken < k and len(key):
+        if below is None:
+            least = key.min()
+        else:
+            above = key > below
+            if not above.any():
+                break
+            least = np.min(key, where=above, initial=key.max())
+        found = np.flatnonzero(key == least)[:k - taken]
+        chosen.append(found)
+        taken += len(found)
+        below = least
+    return np.concatenate(chosen) if chosen else np.zeros(0, np.int64)

@@ -76,21 +76,22 @@ def _count(ctx: CheckContext, table: pa.Table, dataset: str, cols: list[Mapped],
                       f"{m.source.type})" for m in cols)
     with connection(ctx) as con, registered(con, combos) as view:
         joined = f"{view} t JOIN main.{quote(dataset)} r ON {on}"
-        if entity:  # one row per (combination, entity) first: cheaper than count(DISTINCT)
-            sql = (f"SELECT __g, CAST(sum(__n) AS BIGINT) AS __n, count(__e) AS __e FROM (SELECT "
-                   f"t.__g, r.{quote(entity)} AS __e, count(*) AS __n FROM {joined} GROUP BY ALL) "
-                   "GROUP BY __g")
+        if entity:  # one row per (combination, entity); counted per combination in numpy
+            e = f"r.{quote(entity)}"
+            sql = (f"SELECT t.__g, count(*) AS __n, {e} IS NOT NULL AS __k FROM {joined} "
+                   f"GROUP BY t.__g, {e}")
         else:
-            sql = f"SELECT t.__g, count(*) AS __n, count(*) AS __e FROM {joined} GROUP BY t.__g"
+            sql = f"SELECT t.__g, count(*) AS __n FROM {joined} GROUP BY t.__g"
         got = fetch_arrow(con, sql)
     at = got["__g"].to_numpy()
-    rows = np.zeros(len(g), np.int64)
-    rows[at] = got["__n"].to_numpy()
+    rows = np.bincount(at, weights=got["__n"].to_numpy(), minlength=len(g)).astype(np.int64)
     if not entities:
         return SourceCounts(rows[g.of_row], None)
-    counted = np.zeros(len(g), np.int64)
-    counted[at] = got["__e"].to_numpy()  # rows, where the dataset names no entity
-    return SourceCounts(rows[g.of_row], counted[g.of_row])
+    if entity:
+        counted = np.bincount(at[got["__k"].to_numpy(zero_copy_only=False)], minlength=len(g))
+    else:
+        counted = rows  # the dataset names no entity column: rows stand for entities
+    return SourceCounts(rows[g.of_row], counted[g.of_row].astype(np.int64))
 
 
 def _peek(ctx: CheckContext, key: tuple, table: pa.Table):
