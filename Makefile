@@ -35,6 +35,7 @@ test: install
 	bash deploy/bootstrap/docker.sh
 	bash deploy/bootstrap/proxy.sh
 	bash deploy/bootstrap/browser.sh
+	bash deploy/bootstrap/compose.sh
 	$(BIN)/pytest -p no:cacheprovider
 
 test-fast: install

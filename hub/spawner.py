@@ -337,25 +337,45 @@ def _live_authorizations(user: str) -> list[str]:
     return sorted(a.id for a in live)
 
 
-def _open_session(spawner: ShuyuSpawner, authorizations: list[str], image: str) -> str:
+def _open_session(spawner: Any, authorizations: list[str], image: str) -> str:
+    """``session.open`` for a ShuyuSpawner, or for KubeSpawner (deploy/kubernetes), whose
+    container is a pod and whose network is the cluster's."""
     book = SERVICES.book()
     token = orm.APIToken.find(spawner.user.db, spawner.api_token)
     token_id = token.api_id if token is not None else "unknown"
+    container = getattr(spawner, "container_name", None) or getattr(spawner, "pod_name", "")
+    limits = {"memory": str(spawner.mem_limit), "cpus": spawner.cpu_limit,
+              "pids": getattr(spawner, "pids_limit", None)}
     req = OpenRequest(
         user=spawner.user.name, token_id=token_id, server_name=spawner.name, image=image,
-        container=spawner.container_name, authorizations=authorizations,
-        details={"network": spawner.network_name,
-                 "limits": {"memory": spawner.limits.memory, "cpus": spawner.limits.cpus,
-                            "pids": spawner.limits.pids}},
+        container=container, authorizations=authorizations,
+        details={"network": getattr(spawner, "network_name", "kubernetes"), "limits": limits},
     )
     return book.open(req).key
 
 
-def _groups(spawner: ShuyuSpawner) -> set[str]:
+def _allowed_image(spawner: Any) -> str:
+    if isinstance(spawner, ShuyuSpawner):
+        return spawner.check_image_allowed()
+    image = str(spawner.image)  # KubeSpawner: the image is the configured one (no profiles)
+    allowed = os.environ.get("SHUYU_SANDBOX_IMAGE", DEFAULT_IMAGE)
+    if image != allowed:
+        raise SandboxRefused(f"Your sandbox was not started: image {image!r} is not allowed.",
+                             reason="image", status_code=400)
+    return image
+
+
+def _requested_image(spawner: Any) -> str:
+    if isinstance(spawner, ShuyuSpawner):
+        return spawner.requested_image()
+    return str(spawner.image)
+
+
+def _groups(spawner: Any) -> set[str]:
     return {g.name for g in spawner.user.groups}
 
 
-def _check_spawn(spawner: ShuyuSpawner) -> tuple[list[str], str]:
+def _check_spawn(spawner: Any) -> tuple[list[str], str]:
     """Blocking part of the gate (catalog and ledger): run in a worker thread."""
     user = spawner.user.name
     try:
@@ -370,10 +390,10 @@ def _check_spawn(spawner: ShuyuSpawner) -> tuple[list[str], str]:
             raise SandboxRefused(
                 "Sandboxes are for analysts. Reviewers, regulators and the authority work in "
                 "their own services and have no data access here.", reason="role")
-        image = spawner.check_image_allowed()
+        image = _allowed_image(spawner)
         authorizations = _live_authorizations(user)
     except SandboxRefused as e:
-        _refuse(book, user, e, image=spawner.requested_image())
+        _refuse(book, user, e, image=_requested_image(spawner))
     try:
         return authorizations, _open_session(spawner, authorizations, image)
     except SessionLedgerError as e:
