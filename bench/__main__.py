@@ -53,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[], dict]] = {
     "bench_gateway": _optional("bench_gateway"),
     "bench_image": _optional("bench_image", scenarios=("reuse", "rebuild", "client-change")),
     "bench_dp": _optional("bench_dp"),
+    "bench_checks": _optional("bench_checks"),
     "bench_spawn": _optional("bench_spawn"),
 }
 

@@ -8,8 +8,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from hub.gateway.pseudonyms import pseudonym
-from release_review.checks import catalog_identifiers, overlap, reidentification
+from release_review.checks import (
+    catalog_identifiers, columns, overlap, registry, reidentification, sourcematch,
+)
 from release_review.checks.base import Verdict
+from release_review.checks.tables import load_table
 from tests.release_review.conftest import only
 
 
@@ -153,3 +156,68 @@ def test_aggregate_tables_are_left_to_the_cell_checks(sub):
     q = "SELECT sex, ethnicity, count(*) AS n FROM residents GROUP BY ALL"
     r = only(reidentification.run(sub.context(sub.csv("agg.csv", sub.sql(q)), queries=[q])))
     assert r.verdict is Verdict.PASS and r.artifact is None
+
+
+# --- one join for both row-level checks ---------------------------------------------------
+
+
+class CountingReader:
+    """The real read-only connection, counting the statements that join a dataset."""
+
+    def __init__(self, con, dataset: str):
+        self.con, self.needle, self.joins = con, f'JOIN main."{dataset}"', 0
+
+    def sql(self, query, params=None):
+        self.joins += self.needle in query
+        return self.con.sql(query, params=params) if params else self.con.sql(query)
+
+    def register(self, name, obj):
+        return self.con.register(name, obj)
+
+    def unregister(self, name):
+        return self.con.unregister(name)
+
+    def close(self):
+        self.con.close()
+
+
+def test_overlap_and_reidentification_share_one_join(sub):
+    people = sub.raw("residents").select(["sex", "birth_date", "ethnicity", "district"])
+    path = sub.csv("people.csv", people)
+    readers = []
+
+    def counting():
+        readers.append(CountingReader(sub.context(path).domain(), "residents"))
+        return readers[-1]
+
+    shared = sub.context(path)
+    shared.domain = counting
+    together = registry.run_all(shared, ((overlap.CHECK, overlap.run),
+                                         (reidentification.CHECK, reidentification.run)))
+    assert sum(r.joins for r in readers) == 1
+    apart = [only(overlap.run(sub.context(path))), only(reidentification.run(sub.context(path)))]
+    assert [(r.verdict, r.evidence) for r in together] == [(r.verdict, r.evidence) for r in apart]
+    assert together[0].verdict is Verdict.FAIL and together[1].verdict is Verdict.FAIL
+
+
+def test_overlap_counts_rows_and_reidentification_people(sub):
+    # bus trips: many rows per card, so rows and people differ for the same combination
+    trips = sub.raw("bus_trips").select(["card_type", "stop_name"])
+    path = sub.parquet("trips.parquet", trips)
+    ctx = sub.context(path)
+    mapped = [m for m in columns.map_columns(ctx, trips.column_names)
+              if m.dataset == "bus_trips"]
+    counts = sourcematch.source_counts(ctx, load_table(ctx, ctx.artifacts[0]), "bus_trips",
+                                       mapped)
+    frame = pl.from_arrow(sub.raw("bus_trips").select(["card_type", "stop_name", "card_id"]))
+    frame = frame.with_columns(pl.col("card_type", "stop_name").cast(pl.String))
+    expected = frame.group_by(["card_type", "stop_name"]).agg(
+        pl.len().alias("rows"), pl.col("card_id").n_unique().alias("people"))
+    got = pl.DataFrame({"card_type": trips["card_type"].to_pylist(),
+                        "stop_name": trips["stop_name"].to_pylist(),
+                        "rows": counts.rows, "people": counts.entities}).unique()
+    joined = got.join(expected, on=["card_type", "stop_name"], suffix="_raw")
+    assert joined.height == got.height
+    assert (joined["rows"] == joined["rows_raw"]).all()
+    assert (joined["people"] == joined["people_raw"]).all()
+    assert (joined["people"] < joined["rows"]).any()
