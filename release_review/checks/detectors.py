@@ -150,7 +150,7 @@ def _fixed(data: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
 def classify_at(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> Best:
     """Classify the tokens at byte positions `starts` of `data` (in order, not overlapping)."""
     best = Best(len(starts))
-    counts = np.bincount(lengths, minlength=MAX_TOKEN + 1) if len(lengths) else np.zeros(1)
+    counts = np.bincount(np.minimum(lengths, MAX_TOKEN + 1), minlength=MAX_TOKEN + 2)
     for width in sorted(WIDTHS):
         if width < len(counts) and counts[width]:
             sel = np.flatnonzero(lengths == width) if counts[width] < len(lengths) \

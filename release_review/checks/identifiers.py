@@ -2,7 +2,9 @@
 
 Scans every string column (and integer columns, where IDs and phone numbers end up when a CSV
 is read), every column name, and the text of TXT, Markdown, HTML and JSON files with the
-detectors of ``detectors.py``. Low-cardinality columns are scanned once per distinct value.
+detectors of ``detectors.py``. Dictionary-encoded and low-cardinality columns are scanned once
+per distinct value (``distinct.text_values``), and the columns of a large table side by side in
+threads.
 
 Verdicts, per artifact (the worst finding wins):
 
