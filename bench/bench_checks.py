@@ -145,10 +145,10 @@ def _context(base, domain, sources, paths, queries) -> CheckContext:
         derived_dir=base / "derived")
 
 
-def _timed(fn) -> tuple[object, float, float]:
+def _timed(fn, *args) -> tuple[object, float, float]:
     """(result, wall seconds, CPU seconds of the process) of one call."""
     wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
+    result = fn(*args)
     return result, time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -170,7 +170,7 @@ def _time_all(base, domain, sources, paths, queries, repeats) -> dict:
     load = [os.getloadavg()[0]]
     for _ in range(repeats):
         ctx = _context(base, domain, sources, paths, queries)
-        results, wall, cpu = _timed(lambda: registry.run_all(ctx))
+        results, wall, cpu = _timed(registry.run_all, ctx)
         runs.append((wall, cpu))
         verdicts = {f"{r.check}:{r.artifact or '-'}": str(r.verdict) for r in results}
         cells = sum(v.table.num_rows * v.table.num_columns for v in ctx.cache.get("views", []))
@@ -186,7 +186,7 @@ def _per_check(base, domain, sources, paths, queries) -> dict:
     ctx = _context(base, domain, sources, paths, queries)
     out = {}
     for check_id, fn in registry.ALL_CHECKS:
-        _, wall, cpu = _timed(lambda: registry.run_all(ctx, ((check_id, fn),)))
+        _, wall, cpu = _timed(registry.run_all, ctx, ((check_id, fn),))
         out[check_id] = [round(wall, 3), round(cpu, 3)]
     return out
 
@@ -215,12 +215,12 @@ def _time_scan(table: pa.Table, repeats: int) -> dict:
     runs, found, cells = [], [], 0
     load = [os.getloadavg()[0]]
     for _ in range(repeats):
-        (found, cells), wall, cpu = _timed(lambda: identifiers.scan_table(table, []))
+        (found, cells), wall, cpu = _timed(identifiers.scan_table, table, [])
         runs.append((wall, cpu))
     load.append(os.getloadavg()[0])
     per_column = {}
     for name in table.column_names:  # one at a time, in this thread
-        _, wall, cpu = _timed(lambda: identifiers.scan_column(name, table[name], []))
+        _, wall, cpu = _timed(identifiers.scan_column, name, table[name], [])
         per_column[name] = [round(wall, 3), round(cpu, 3)]
     return {**_summary(runs, cells, load), "per_column_wall_cpu_s": per_column,
             "findings": sorted({f"{f.where}:{f.kind.name}:{f.verdict}" for f in found})}

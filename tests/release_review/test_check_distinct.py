@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections import Counter
 from datetime import date, timedelta
@@ -38,7 +39,7 @@ def random_table(seed: int, rows: int) -> pa.Table:
 
 def python_groups(table: pa.Table, columns: list[str]) -> list[tuple]:
     rows = table.select(columns).to_pylist()
-    return [tuple(("nan" if isinstance(v, float) and v != v else v) for v in r.values())
+    return [tuple(("nan" if isinstance(v, float) and math.isnan(v) else v) for v in r.values())
             for r in rows]
 
 
@@ -62,8 +63,8 @@ def test_row_groups_are_the_distinct_combinations(columns):
 def test_row_groups_when_the_codes_outgrow_one_integer():
     rng = np.random.default_rng(3)
     cols = {f"c{i}": rng.integers(0, 60_000, 5000) for i in range(5)}  # 60,001^5 > 2^62
-    for name in cols:
-        cols[name][100:200] = cols[name][:100]  # rows 100..199 repeat rows 0..99
+    for values in cols.values():
+        values[100:200] = values[:100]  # rows 100..199 repeat rows 0..99
     table = pa.table(cols)
     g = row_groups(table, list(cols))
     assert len(g) == 4900
