@@ -206,9 +206,16 @@ class SessionBook:
         return self.get(key)
 
     def get(self, key: str) -> Session:
+        found = self.find(key)
+        if found is None:
+            raise KeyError(f"no session {key!r} in the session book")
+        return found
+
+    def find(self, key: str) -> Session | None:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(sessions_table).where(sessions_table.c.key == key)).one()
-        return Session.from_row(row)
+            row = conn.execute(sa.select(sessions_table)
+                               .where(sessions_table.c.key == key)).one_or_none()
+        return Session.from_row(row) if row is not None else None
 
     def open_sessions(self, user: str | None = None) -> list[Session]:
         query = sa.select(sessions_table).where(sessions_table.c.closed_at.is_(None))

@@ -238,9 +238,11 @@ class ShuyuSpawner(DockerSpawner):
         net = await self.sandbox_network()
         await self.check_firewall(net)
         self.hub_connect_url = f"http://{net.gateway}:{self.hub.port}"
+        base = self.sandbox_base_url(net)
         self.environment = {
             **self.environment,
-            "SHUYU_GATEWAY_URL": f"{self.sandbox_base_url(net)}/services/gateway/",
+            "SHUYU_GATEWAY_URL": f"{base}/services/gateway/",
+            "SHUYU_REVIEW_URL": f"{base}/services/review/",
         }
         return await super().start()
 
@@ -403,7 +405,7 @@ def _check_spawn(spawner: Any) -> tuple[list[str], str]:
             log_message=str(e)) from e
 
 
-async def pre_spawn_hook(spawner: ShuyuSpawner) -> None:
+async def pre_spawn_hook(spawner: Any) -> None:
     """Refuse without an authorization in force; write ``session.open``; set the client's env."""
     try:
         authorizations, key = await asyncio.to_thread(_check_spawn, spawner)
@@ -423,17 +425,17 @@ async def pre_spawn_hook(spawner: ShuyuSpawner) -> None:
     spawner.environment = env
 
 
-async def post_stop_hook(spawner: ShuyuSpawner) -> None:
+async def post_stop_hook(spawner: Any) -> None:
     """Write ``session.close``; a failure leaves the session for reconciliation."""
-    key = spawner.shuyu_session
+    key = getattr(spawner, "shuyu_session", None)
     if not key:
         return
     try:
         await asyncio.to_thread(SERVICES.book().close, key, CloseReason.STOPPED)
-    except Exception:
+    except Exception:  # noqa: BLE001 - the hub would swallow it; the book keeps it open
         spawner.log.exception("session %s could not be closed in the ledger; the watchdog will "
                               "reconcile it", key)
-        raise
+        return
     spawner.shuyu_session = None
 
 

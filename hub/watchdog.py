@@ -11,8 +11,8 @@ minute) one pass:
    (the hub's post-stop hook writes ``session.close``). Stopping reduces access, so a ledger
    failure is logged and the stop still happens; the close is reconciled later;
 3. removes sandbox containers the hub no longer runs (a hub that lost its database, a crash
-   between create and record) after ``session.terminate``; only this hub's containers, those
-   labelled with its ``SHUYU_SANDBOX_PREFIX``;
+   between create and record) after ``session.terminate``; only this hub's containers: those
+   labelled with its ``SHUYU_SANDBOX_PREFIX`` and a session of its own session book;
 4. closes, as ``container_gone``, every open session whose container no longer runs.
 
 The hub gives the service its API token (``JUPYTERHUB_API_TOKEN``) and URL; its role
@@ -137,20 +137,34 @@ class Watchdog:
             f"{SANDBOX_LABEL}=1", f"{SANDBOX_LABEL}.prefix={self.prefix}"]})
 
     def remove_orphans(self, servers: dict[str, HubServer], report: PassReport) -> set[str]:
-        """Remove sandbox containers of users the hub runs no server for; the running rest."""
+        """Remove this hub's sandbox containers whose user it runs no server for; return the
+        names of the running rest.
+
+        A container is this hub's when its session label names a session in this hub's book
+        (every sandbox is opened in the book before its container exists); others, such as
+        another hub's on the same engine, are left alone.
+        """
         running = set()
         now = datetime.now(timezone.utc)
         for container in self.sandbox_containers():
-            user = container.labels.get(f"{SANDBOX_LABEL}.user", "")
+            session = self.book.find(container.labels.get(f"{SANDBOX_LABEL}.session", ""))
+            if session is None:
+                continue
             created = _parse_docker_time(container.attrs.get("Created"))
             young = created is not None and (now - created).total_seconds() < self.grace_seconds
-            if user in servers or young:
+            if session.user in servers or young:
                 if container.status in ("running", "created", "restarting"):
                     running.add(container.name)
                 continue
-            log.warning("removing orphaned sandbox container %s (user %r)", container.name, user)
-            self._terminate(user, "container without a hub server", container=container.name,
-                            action="remove_container")
+            log.warning("removing orphaned sandbox container %s (user %r)", container.name,
+                        session.user)
+            if session.is_open:
+                try:
+                    self.book.terminate(session, "container without a hub server", ACTOR,
+                                        container=container.name, action="remove_container")
+                except SessionLedgerError as e:
+                    log.error("cannot record session.terminate for %s (removing anyway): %s",
+                              session.key, e)
             container.remove(force=True)
             report.orphans_removed.append(container.name)
         return running

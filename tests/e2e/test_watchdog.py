@@ -112,32 +112,53 @@ def test_crashed_container_leaves_no_open_session(system: System) -> None:
 
 
 def test_orphaned_sandbox_containers_are_removed_and_others_left_alone(system: System) -> None:
-    """A container labelled as one of this hub's sandboxes that the hub does not run (a hub
-    that lost its database) is removed; another hub's sandbox on the same engine is not."""
+    """A container of one of this hub's sessions that the hub does not run (a hub that lost
+    its database) is removed and its session closed; containers that are not this hub's (no
+    session in its book, or another hub's prefix) are left alone."""
+    from hub.sessions import OpenRequest, SessionBook
+    from ledger.cli import log_config
+    from ledger.log import Log
+
+    log = Log.open(log_config(system.world.settings))
+    book = SessionBook(system.world.settings.control_database_url, log)
+    name = f"{system.net.name}-sandbox-ghost"
+    try:
+        session = book.open(OpenRequest("ghost", "a999", "", "shuyu-sandbox", name, ["auth-x"],
+                                        {"network": system.net.name}))
+    finally:
+        book.dispose()
+        log.close()
     client = docker.from_env()
     image = client.containers.get(system.other.container).image
-    labels = {"org.shuyu.sandbox": "1", "org.shuyu.sandbox.user": "ghost",
-              "org.shuyu.test": "e2e"}
-    ours = client.containers.run(
-        image, ["-c", "import time; time.sleep(600)"], entrypoint="python", detach=True,
-        name=f"{system.net.name}-sandbox-ghost", network=system.net.name,
-        labels={**labels, "org.shuyu.sandbox.prefix": system.net.name})
-    theirs = client.containers.run(
-        image, ["-c", "import time; time.sleep(600)"], entrypoint="python", detach=True,
-        name=f"{system.net.name}-other-hub-ghost", network="none",
-        labels={**labels, "org.shuyu.sandbox.prefix": "another-hub"})
+    base = {"org.shuyu.sandbox": "1", "org.shuyu.sandbox.user": "ghost", "org.shuyu.test": "e2e"}
+    sleep = {"command": ["-c", "import time; time.sleep(600)"], "entrypoint": "python",
+             "detach": True, "network": "none"}
+    ours = client.containers.run(image, name=name, labels={
+        **base, "org.shuyu.sandbox.prefix": system.net.name,
+        "org.shuyu.sandbox.session": session.key}, **sleep)
+    stray = client.containers.run(image, name=f"{system.net.name}-stray-ghost", labels={
+        **base, "org.shuyu.sandbox.prefix": system.net.name,
+        "org.shuyu.sandbox.session": "sess-not-ours"}, **sleep)
+    theirs = client.containers.run(image, name=f"{system.net.name}-other-hub-ghost", labels={
+        **base, "org.shuyu.sandbox.prefix": "another-hub",
+        "org.shuyu.sandbox.session": session.key}, **sleep)
     try:
         deadline = time.monotonic() + 20 + STOP_DEADLINE  # the watchdog's grace, then a pass
         while ours.name in [c.name for c in client.containers.list(all=True)]:
             assert time.monotonic() < deadline, "the orphaned container was not removed"
             time.sleep(1)
-        theirs.reload()
-        assert theirs.status == "running"
-        terminate = [e for e in system.entries_of("session.terminate", actor="shuyu-watchdog")
-                     if e["details"].get("container") == ours.name]
-        assert not terminate  # ghost had no session, so there was nothing to terminate
+        for other in (stray, theirs):
+            other.reload()
+            assert other.status == "running", other.name
+        kinds = [e["type"] for e in system.entries() if e.get("session") == session.key]
+        deadline = time.monotonic() + 30
+        while "session.close" not in kinds:
+            assert time.monotonic() < deadline, kinds
+            time.sleep(1)
+            kinds = [e["type"] for e in system.entries() if e.get("session") == session.key]
+        assert kinds == ["session.open", "session.terminate", "session.close"], kinds
     finally:
-        for c in (ours, theirs):
+        for c in (ours, stray, theirs):
             try:
                 c.remove(force=True)
             except docker.errors.NotFound:
