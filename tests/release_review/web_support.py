@@ -31,7 +31,11 @@ from tests.gateway.world import World, build_world
 PASSWORD = "review-web-Passw0rd"
 ACCOUNTS = {"alice": ["analysts"], "bob": ["analysts"], "carol": ["analysts"],
             "rita": ["reviewers"], "rob": ["reviewers"], "reg": ["regulators"],
-            "eve": ["analysts", "reviewers"]}
+            "eve": ["analysts"]}
+# eve is also put in "reviewers" through the hub's admin API once the hub runs: the account tool
+# refuses two hats (DESIGN.md), so this stands for an admin's mistake the review service must
+# still refuse on its own (separation of duties checked in the service, not only at sign-up).
+TWO_HATS = {"eve": "reviewers"}
 SANDBOX_SCOPES = ["users:activity!user", "custom:shuyu:query", "custom:shuyu:release"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -104,10 +108,13 @@ def start_site(directory: Path, scale: int = 1000) -> ReviewSite:
     })
     try:
         wait_for(f"{hub.public_url}/services/review/health", hub)
+        admin = hub.admin()
+        for name, group in TWO_HATS.items():
+            admin.add_to_group(group, name)
     except BaseException:
         hub.stop()
         raise
-    return ReviewSite(world, hub, hub.admin())
+    return ReviewSite(world, hub, admin)
 
 
 def wait_for(url: str, hub: RealHub, timeout: float = READY_TIMEOUT) -> None:
