@@ -118,6 +118,7 @@ def system() -> Iterator[System]:
     other_net = SandboxNet.create(internal=False, prefix="o")
     listener = HostListener.start()
     hub = None
+    running: System | None = None
     try:
         other = _other_server(other_net, image.ref)
         from tests.e2e.harness import Ports
@@ -130,9 +131,12 @@ def system() -> Iterator[System]:
             "SHUYU_WATCHDOG_INTERVAL": "2", "SHUYU_WATCHDOG_GRACE": "20",
             "SHUYU_SANDBOX_IMAGE": image.ref.split("@")[0],
         }, ports)
-        yield System(world, hub, net, listener, other)
+        running = System(world, hub, net, listener, other)
+        yield running
     finally:
-        if hub is not None:
+        if running is not None:
+            running.hub.stop()  # a test may have restarted the hub
+        elif hub is not None:
             hub.stop()
         listener.close()
         for cid in docker("ps", "-aq", "--filter", f"label={TEST_LABEL}", check=False).stdout.split():

@@ -162,6 +162,7 @@ class SystemHub:
     net: SandboxNet
     admin_token: str
     data_dir: Path
+    extra_env: dict[str, str]
 
     @property
     def public_url(self) -> str:
@@ -183,7 +184,7 @@ class SystemHub:
         env = base_env(data_dir, ports, net, extra_env or {})
         hub = Process([str(Path(sys.executable).parent / "jupyterhub"), "-f", str(config)], env,
                       run_dir, run_dir / "jupyterhub.log")
-        system = cls(hub, ports, net, token, data_dir)
+        system = cls(hub, ports, net, token, data_dir, dict(extra_env or {}))
         try:
             system.wait_ready()
         except BaseException:
@@ -207,6 +208,16 @@ class SystemHub:
                 time.sleep(0.5)
         raise RuntimeError(f"the system did not start in {START_TIMEOUT:.0f} s:\n"
                            f"{self.hub.log_tail()}")
+
+    def crash(self) -> None:
+        """SIGKILL the hub and everything it started (proxy, services): no clean-up runs."""
+        if self.hub.alive():
+            os.killpg(self.hub.proc.pid, signal.SIGKILL)
+            self.hub.proc.wait(timeout=30)
+
+    def restarted(self) -> "SystemHub":
+        """The same hub again (same data, ports, network and settings)."""
+        return SystemHub.start(self.data_dir, self.net, self.extra_env, self.ports)
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.api_url + "/", timeout=30.0, trust_env=False,

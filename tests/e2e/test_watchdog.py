@@ -164,3 +164,29 @@ def test_orphaned_sandbox_containers_are_removed_and_others_left_alone(system: S
             except docker.errors.NotFound:
                 pass
         client.close()
+
+
+def test_a_sandbox_that_dies_while_the_hub_is_down_is_closed_after_restart(
+        system: System) -> None:
+    analyst = login_and_spawn(system, "alice")
+    analyst.browser.close()
+    session = system.entries_of("session.open", actor="alice")[-1]["session"]
+    system.hub.crash()
+    client = docker.from_env()
+    try:
+        container = client.containers.get(f"{system.net.name}-sandbox-alice")
+        container.kill()  # dies while nobody watches; auto-remove takes it away
+    finally:
+        client.close()
+    assert not [e for e in system.entries_of("session.close") if e["session"] == session]
+    system.hub = system.hub.restarted()
+    deadline = time.monotonic() + 120
+    while not [e for e in system.entries_of("session.close") if e["session"] == session]:
+        assert time.monotonic() < deadline, "the session of the dead sandbox stayed open"
+        time.sleep(1)
+    assert system.hub.server("alice") is None
+    again = login_and_spawn(system, "alice")  # and the analyst can work again
+    try:
+        assert again.kernel.run("print('back')").strip() == "back"
+    finally:
+        again.browser.close()
