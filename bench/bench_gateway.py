@@ -13,7 +13,9 @@ For each scale (default 1M and 10M rows of ``residents``), in one run:
    Arrow) and through ``shuyu.Client.query(..., as_="arrow")`` (proxy, hub identity, policy,
    rewrite, gateway-computed group sizes, execution, paging, sha256, ledger append, pages
    fetched and verified), alternating, ``repeats`` times each; report medians, the ratio and
-   the gateway's own phases;
+   the gateway's own phases, and the CPU ratio: CPU per query of the whole gateway path
+   (gateway, ledger service, proxy, hub, client) over the direct query's CPU, which a busy
+   machine does not distort;
 4. time a trivial query ``trivial`` times both ways, in pairs. Per pair, the fixed overhead is
    gateway time − direct time; without the ledger append it is that minus the append's wall
    time as the gateway measured it for that very query. Both are reported as p50/p90/p99.
@@ -229,16 +231,28 @@ def server_phases(samples: list[dict[str, Any]], timings: dict[str, dict[str, An
     return out
 
 
-def query_report(sql: str, samples: list[dict[str, Any]], timings: dict[str, dict[str, Any]]
-                 ) -> dict[str, Any]:
+def path_cpu_per_query(pids: dict[str, int], before: dict[str, float], n: int,
+                       samples: list[dict[str, Any]]) -> dict[str, float]:
+    """CPU ms per query of each process on the gateway path (and the client's thread)."""
+    cpu = {role: (cpu_seconds(pid) - before[role]) / n * 1e3 for role, pid in pids.items()}
+    cpu["client_thread"] = statistics.mean(s["client_cpu"] for s in samples) * 1e3
+    return cpu
+
+
+def query_report(sql: str, samples: list[dict[str, Any]], timings: dict[str, dict[str, Any]],
+                 cpu: dict[str, float]) -> dict[str, Any]:
     dm = statistics.median(s["direct"] for s in samples)
     gm = statistics.median(s["gateway"] for s in samples)
+    direct_cpu = statistics.mean(s["direct_cpu"] for s in samples) * 1e3
     info = samples[-1]["info"]
     return {
         "sql": sql, "direct_ms": round(dm * 1e3, 1), "gateway_ms": round(gm * 1e3, 1),
         "ratio": round(gm / dm, 3), "rows": info.rows,
         "groups_suppressed": info.groups_suppressed,
         "gateway_phases_ms": server_phases(samples, timings),
+        "direct_cpu_ms": round(direct_cpu, 1),
+        "path_cpu_ms": {k: round(v, 1) for k, v in cpu.items()},
+        "cpu_ratio": round(sum(cpu.values()) / direct_cpu, 3) if direct_cpu else None,
         "goal_applies": dm > 0.1, "meets_goal": gm / dm <= GOAL_RATIO,
     }
 
@@ -250,8 +264,7 @@ def trivial_report(client: Any, direct: duckdb.DuckDBPyConnection, n: int,
     wall = time.perf_counter()
     samples = time_both(client, direct, TRIVIAL, n)
     wall = time.perf_counter() - wall
-    cpu = {role: (cpu_seconds(pid) - before[role]) / n * 1e3 for role, pid in pids.items()}
-    cpu["client_thread"] = statistics.mean(s["client_cpu"] for s in samples) * 1e3
+    cpu = path_cpu_per_query(pids, before, n, samples)
     direct_cpu = statistics.mean(s["direct_cpu"] for s in samples) * 1e3
     path_cpu = sum(cpu.values())  # the hub too (asked once per identity-cache period)
     timings = read_timings(timings_path)
@@ -332,9 +345,11 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
             client.query(TRIVIAL, as_="arrow")  # warm-up: first query, uniqueness checks
             for name, sql in QUERIES.items():
                 time_both(client, direct, sql, 1)  # warm caches on both paths
+                before = {role: cpu_seconds(pid) for role, pid in pids.items()}
                 samples = time_both(client, direct, sql, repeats)
+                cpu = path_cpu_per_query(pids, before, repeats, samples)
                 report["queries"][name] = query_report(sql, samples,
-                                                       read_timings(timings_path))
+                                                       read_timings(timings_path), cpu)
             time_both(client, direct, TRIVIAL, 5)
             report["trivial"] = trivial_report(client, direct, trivial, pids, timings_path)
         direct.close()
