@@ -62,7 +62,8 @@ def households_auth(world) -> str:
 
 def test_a_suspension_takes_effect_at_once_despite_the_cache(service, world, ledger) -> None:
     auth = world.authorizations["row"]
-    sql = "SELECT industry, count(*) AS n FROM enterprises GROUP BY industry ORDER BY n DESC"
+    sql = ("SELECT industry, count(*) AS n FROM enterprises GROUP BY industry "
+           "ORDER BY n DESC, industry")
     alice = hub_user("alice")
     first = service.run(alice, sql)
     hits = service.plans.hits
