@@ -324,3 +324,31 @@ def test_login_and_spawn_helper_reuses_a_running_server(system: System, alice: A
         assert again.kernel.run("print(6 * 7)").strip() == "42"
     finally:
         again.browser.close()
+
+
+def test_server_token_is_refused_by_the_platforms_other_services(system: System,
+                                                                 alice: Analyst) -> None:
+    """The console, the regulator's actions and the ledger's console pages admit people
+    through hub OAuth and their groups; a sandbox's token opens none of them: every redirect
+    chain ends in a refusal or at the hub's login page."""
+    proxy = f"http://{system.net.gateway}:{system.hub.ports.public}"
+    result = inside(alice, f"""
+def follow(url, method="GET"):
+    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None,
+                                 headers={{"Authorization": f"token {{TOKEN}}"}})
+    try:
+        with urllib.request.urlopen(req, timeout=15) as r:
+            return [r.status, r.url, r.read(2000).decode("utf-8", "replace")]
+    except urllib.error.HTTPError as e:
+        return [e.code, e.url, ""]
+print(json.dumps({{
+    "console": follow({proxy!r} + "/services/console/"),
+    "regulator": follow({proxy!r} + "/services/regulator/suspend", "POST"),
+    "ledger_console": follow({proxy!r} + "/services/ledger/console"),
+    "gateway": follow({proxy!r} + "/services/gateway/datasets"),
+}}))
+""")
+    assert result.pop("gateway")[0] == 200  # control: the one service the token is for
+    for name, (code, url, _body) in result.items():
+        refused = code in (401, 403, 404, 405) or "/hub/login" in url
+        assert refused, (name, code, url)
