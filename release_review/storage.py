@@ -24,11 +24,11 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
-from hub.catalog.storage import make_engines
+from hub.catalog.storage import SqlLedgeredStore
 from ledger.exceptions import LedgerError
 from release_review.events import AuditEvent
 from release_review.exceptions import ConcurrentChange, NotRecorded, ReleaseError
@@ -86,26 +86,12 @@ def _first_line(error: Exception) -> str:
     return str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
 
 
-class SqlAlchemyReviewStore:
+class SqlAlchemyReviewStore(SqlLedgeredStore):
     """Release requests in a SQL database, each change written with its ledger entries."""
 
-    def __init__(self, url: str, ledger: LedgerSink):
-        self.url = url
-        self.ledger = ledger
-        self.writer, self.reader = make_engines(url)
-        self._read = sessionmaker(bind=self.reader, expire_on_commit=False)
-        self._write = sessionmaker(bind=self.writer, expire_on_commit=False, autoflush=False)
-
-    def create(self) -> None:
-        with self.writer.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-            Base.metadata.create_all(conn)
-
-    def close(self) -> None:
-        self.writer.dispose()
-        if self.reader is not self.writer:
-            self.reader.dispose()
+    metadata = Base.metadata
+    schema_lock = SCHEMA_LOCK
+    ledger: "LedgerSink"
 
     # --- reads ---------------------------------------------------------------------------
 

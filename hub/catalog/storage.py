@@ -133,10 +133,17 @@ def _sqlite_setup(engine: Engine, begin: str) -> None:
         conn.exec_driver_sql(begin)
 
 
-class SqlAlchemyCatalogStore:
-    """The catalog in a SQL database, writing each change together with its ledger entries."""
+class SqlLedgeredStore:
+    """What every ledger-first SQL store shares: writer/reader engines, sessions, tables.
 
-    def __init__(self, url: str, ledger: LedgerSink):
+    Subclasses set `metadata` (their tables) and `schema_lock` (the PostgreSQL advisory lock key
+    that serializes table creation).
+    """
+
+    metadata: Any
+    schema_lock: int
+
+    def __init__(self, url: str, ledger: Any):
         self.url = url
         self.ledger = ledger
         self.writer, self.reader = make_engines(url)
@@ -147,13 +154,21 @@ class SqlAlchemyCatalogStore:
         """Create the tables if missing (idempotent; concurrent callers take turns)."""
         with self.writer.begin() as conn:
             if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK})
-            Base.metadata.create_all(conn)
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.schema_lock})
+            self.metadata.create_all(conn)
 
     def close(self) -> None:
         self.writer.dispose()
         if self.reader is not self.writer:
             self.reader.dispose()
+
+
+class SqlAlchemyCatalogStore(SqlLedgeredStore):
+    """The catalog in a SQL database, writing each change together with its ledger entries."""
+
+    metadata = Base.metadata
+    schema_lock = SCHEMA_LOCK
+    ledger: "LedgerSink"
 
     # --- reads ---------------------------------------------------------------------------
 
