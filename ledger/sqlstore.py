@@ -154,15 +154,45 @@ def make_engines(url: str) -> tuple[Engine, Engine]:
     return engine, engine
 
 
+def sqlite_enable_wal(dbapi_conn, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    """Switch a new SQLite connection's database to WAL; return the journal mode it ends in.
+
+    Switching needs the database to itself, and SQLite answers "database is locked" at once,
+    without its busy handler, when other connections open the same new file at that moment. So
+    the mode is read first (most opens find WAL already set) and the switch is retried until
+    `timeout` seconds have passed.
+    """
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    pause = 0.005
+    cur = dbapi_conn.cursor()
+    try:
+        while True:
+            try:
+                mode = cur.execute("PRAGMA journal_mode").fetchone()[0].lower()
+                if mode == "wal":
+                    return mode
+                return cur.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower()
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) and "busy" not in str(e):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.2)
+    finally:
+        cur.close()
+
+
 def _sqlite_setup(engine: Engine, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
-        cur = dbapi_conn.cursor()
-        mode = cur.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if mode.lower() != "wal":
-            cur.close()
+        mode = sqlite_enable_wal(dbapi_conn, timeout=60)
+        if mode != "wal":
             raise LedgerUnavailable(f"SQLite refused WAL mode (journal_mode={mode})")
+        cur = dbapi_conn.cursor()
         cur.execute("PRAGMA synchronous=FULL")
         cur.execute("PRAGMA busy_timeout=60000")
         if writer:

@@ -53,6 +53,7 @@ from hub.catalog.records import (
 )
 from hub.catalog.states import AuthorizationStatus, DataRequestStatus
 from ledger.exceptions import LedgerError
+from ledger.sqlstore import sqlite_enable_wal
 
 SCHEMA_LOCK = 0x5348_5559_4341_5441  # "SHUYCATA": serializes table creation on PostgreSQL
 Record = (
@@ -122,8 +123,8 @@ def _sqlite_setup(engine: Engine, begin: str) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # SQLAlchemy's BEGIN below, not pysqlite's
+        sqlite_enable_wal(dbapi_conn, timeout=30)
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
         cur.close()
