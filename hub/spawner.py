@@ -65,6 +65,9 @@ ANALYSTS_GROUP = "analysts"
 LABEL = "org.shuyu.sandbox"
 
 
+REMOVAL_WAIT = 60.0  # seconds a start waits for the engine to finish removing an old container
+
+
 class ShuyuSpawner(DockerSpawner):
     """DockerSpawner that creates only hardened sandbox containers (see the module docstring)."""
 
@@ -245,6 +248,24 @@ class ShuyuSpawner(DockerSpawner):
             "SHUYU_REVIEW_URL": f"{base}/services/review/",
         }
         return await super().start()
+
+    async def remove_object(self) -> None:
+        """Remove the container and wait until it is gone.
+
+        DockerSpawner treats "removal already in progress" (the engine auto-removing a container
+        that just died) as done; creating the new container under the same name at that moment
+        fails, so the start waits for the old one to disappear first.
+        """
+        await super().remove_object()
+        deadline = asyncio.get_running_loop().time() + REMOVAL_WAIT
+        while await self.get_object() is not None:
+            if asyncio.get_running_loop().time() > deadline:
+                raise SandboxRefused(
+                    "The previous sandbox is still being removed; try again in a minute.",
+                    reason="busy", status_code=503,
+                    log_message=f"container {self.container_name} not removed "
+                                f"after {REMOVAL_WAIT:.0f} s")
+            await asyncio.sleep(0.2)
 
     async def _evaluated(self, value: Any) -> dict[str, Any]:
         value = self._eval_if_callable(value)

@@ -204,6 +204,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.INFO,
                         format="[%(levelname)1.1s %(asctime)s shuyu.watchdog] %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per hub request
     interval = float(os.environ.get("SHUYU_WATCHDOG_INTERVAL", "10"))
     grace = float(os.environ.get("SHUYU_WATCHDOG_GRACE", "120"))
     settings = load_settings()
@@ -222,6 +223,8 @@ def main() -> None:
             report = dog.run_once()
             if report.stopped or report.orphans_removed or report.sessions_closed:
                 log.info("pass: %s", report)
+        except httpx.TransportError as e:  # the hub restarting: try again next pass
+            log.warning("watchdog pass skipped, hub API not reachable: %s", e)
         except Exception:  # noqa: BLE001 - a failed pass must not end the watchdog
             log.exception("watchdog pass failed")
         stop.wait(max(0.5, interval - (time.monotonic() - started)))

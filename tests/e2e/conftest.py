@@ -184,11 +184,11 @@ def _login_and_spawn(system: System, browser: Browser, user: str) -> Analyst:
     if not server:
         r = browser.spawn(user)
         assert r.status_code in (201, 202), (
-            f"spawn of {user}: {r.status_code} {r.text}\n{system.hub.hub.log_tail()}")
+            f"spawn of {user}: {r.status_code} {r.text}\n{system.hub.hub.log_tail(300)}")
     try:
         browser.wait_ready(user)
     except AssertionError as e:
-        raise AssertionError(f"{e}\nhub log:\n{system.hub.hub.log_tail()}") from None
+        raise AssertionError(f"{e}\nhub log:\n{system.hub.hub.log_tail(300)}") from None
     browser.open_server(user)
     return Analyst(user, browser, browser.start_kernel(user))
 
