@@ -11,24 +11,20 @@ a hub API URL and token: it identifies people only through the hub.
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
 
-
-class ConfigError(ValueError):
-    """The console's configuration is missing or invalid; the message names the variable."""
+from hub.service_config import ConfigError, HubServiceConfig, env_alias, url_prefix
 
 
 def _alias(field: str, hub_var: str | None = None) -> AliasChoices:
-    names = [f"SHUYU_CONSOLE_{field.upper()}"]
-    if hub_var:
-        names.append(hub_var)
-    return AliasChoices(*names, field)
+    return env_alias("console", field, hub_var)
 
 
-class ConsoleConfig(BaseSettings):
+class ConsoleConfig(HubServiceConfig):
+    service = "console"
+    needs_hub = "identifies people only through the hub"
     model_config = SettingsConfigDict(
         env_prefix="SHUYU_CONSOLE_", extra="ignore", validate_default=True, populate_by_name=True
     )
@@ -101,20 +97,10 @@ class ConsoleConfig(BaseSettings):
         "token (so it changes when the token does, logging everyone out).",
     )
 
-    @field_validator("hub_api_url", "service_url")
+    @field_validator("hub_base_url")
     @classmethod
-    def _http_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
-        return v.rstrip("/")
-
-    @field_validator("service_prefix", "hub_base_url")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return "/" + v.strip("/") + "/" if v.strip("/") else "/"
+    def _base_url(cls, v: str) -> str:
+        return url_prefix(v)
 
     @field_validator("api_token")
     @classmethod
@@ -131,15 +117,6 @@ class ConsoleConfig(BaseSettings):
         return v
 
     @property
-    def bind(self) -> tuple[str, int]:
-        parts = urlsplit(self.service_url)
-        return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
-
-    @property
-    def callback_url(self) -> str:
-        return self.oauth_callback_url or self.service_prefix + "oauth_callback"
-
-    @property
     def authorize_url(self) -> str:
         return f"{self.hub_host.rstrip('/')}{self.hub_base_url}hub/api/oauth2/authorize"
 
@@ -153,17 +130,7 @@ class ConsoleConfig(BaseSettings):
 
 def load_console_config(**overrides: object) -> ConsoleConfig:
     """The console's settings from the environment; `overrides` win. Clear error if invalid."""
-    try:
-        return ConsoleConfig(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            name = where.lower().removeprefix("shuyu_console_")
-            if err["type"] == "missing":
-                problems.append(f"{name} is not set (SHUYU_CONSOLE_{name.upper()} or the hub's "
-                                "JUPYTERHUB_* variable): the console identifies people only "
-                                "through the hub")
-            else:
-                problems.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid console configuration: " + "; ".join(problems)) from None
+    return ConsoleConfig.load(**overrides)
+
+
+__all__ = ["ConfigError", "ConsoleConfig", "load_console_config"]

@@ -12,39 +12,34 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from hub.service_config import ConfigError, HubServiceConfig, env_alias
 
 SIZE_PATTERN = re.compile(r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
 
-class ConfigError(ValueError):
-    """The gateway's configuration is missing or invalid; the message names the variable."""
-
-
-class GatewayConfig(BaseSettings):
+class GatewayConfig(HubServiceConfig):
+    service = "gateway"
     model_config = SettingsConfigDict(
         env_prefix="SHUYU_GATEWAY_", extra="ignore", validate_default=True, populate_by_name=True
     )
 
     hub_api_url: str = Field(
-        validation_alias=AliasChoices("SHUYU_GATEWAY_HUB_API_URL", "JUPYTERHUB_API_URL",
-                                      "hub_api_url"),
+        validation_alias=env_alias("gateway", "hub_api_url", "JUPYTERHUB_API_URL"),
         description="The hub's REST API, e.g. http://127.0.0.1:8081/hub/api; every token is "
         "checked against its /user endpoint.",
     )
     service_prefix: str = Field(
         "/services/gateway/",
-        validation_alias=AliasChoices("SHUYU_GATEWAY_SERVICE_PREFIX", "JUPYTERHUB_SERVICE_PREFIX",
-                                      "service_prefix"),
+        validation_alias=env_alias("gateway", "service_prefix", "JUPYTERHUB_SERVICE_PREFIX"),
         description="URL prefix the proxy routes to the gateway (the hub service prefix).",
     )
     service_url: str = Field(
         "http://127.0.0.1:8030",
-        validation_alias=AliasChoices("SHUYU_GATEWAY_SERVICE_URL", "JUPYTERHUB_SERVICE_URL",
-                                      "service_url"),
+        validation_alias=env_alias("gateway", "service_url", "JUPYTERHUB_SERVICE_URL"),
         description="Where the gateway listens (scheme, host and port).",
     )
     required_scope: str = Field(
@@ -99,21 +94,6 @@ class GatewayConfig(BaseSettings):
         description="Memory for pages of results not fully read yet; oldest go first, bytes.",
     )
 
-    @field_validator("hub_api_url", "service_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
-        return v.rstrip("/")
-
-    @field_validator("service_prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return "/" + v.strip("/") + "/" if v.strip("/") else "/"
-
     @field_validator("memory_limit")
     @classmethod
     def _size(cls, v: str) -> str:
@@ -128,25 +108,10 @@ class GatewayConfig(BaseSettings):
             raise ValueError("must be one hub scope name")
         return v
 
-    @property
-    def bind(self) -> tuple[str, int]:
-        parts = urlsplit(self.service_url)
-        return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
-
 
 def load_gateway_config(**overrides: object) -> GatewayConfig:
     """The gateway's settings from the environment; `overrides` win. Clear error if invalid."""
-    try:
-        return GatewayConfig(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            if err["type"] == "missing" and "HUB_API_URL" in where.upper():
-                problems.append(
-                    "hub_api_url is not set (JUPYTERHUB_API_URL or SHUYU_GATEWAY_HUB_API_URL): "
-                    "the gateway identifies callers only through the hub"
-                )
-            else:
-                problems.append(f"{where.lower().removeprefix('shuyu_gateway_')}: {err['msg']}")
-        raise ConfigError("invalid gateway configuration: " + "; ".join(problems)) from None
+    return GatewayConfig.load(**overrides)
+
+
+__all__ = ["ConfigError", "GatewayConfig", "load_gateway_config"]

@@ -11,23 +11,20 @@ identifies every caller through the hub (browsers by hub OAuth, the client by it
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import SettingsConfigDict
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
-
+from hub.service_config import ConfigError, HubServiceConfig, env_alias
 from release_review.checks.base import Thresholds
 
 
-class ConfigError(ValueError):
-    """The review service's configuration is missing or invalid; the message names the field."""
+def _env(name: str, hub_var: str | None = None) -> AliasChoices:
+    return env_alias("review", name, hub_var)
 
 
-def _env(name: str, *fallbacks: str) -> AliasChoices:
-    return AliasChoices(f"SHUYU_REVIEW_{name.upper()}", *fallbacks, name)
-
-
-class ReviewConfig(BaseSettings):
+class ReviewConfig(HubServiceConfig):
+    service = "review"
+    title = "review service"
     model_config = SettingsConfigDict(env_prefix="SHUYU_REVIEW_", extra="ignore",
                                       validate_default=True, populate_by_name=True)
 
@@ -75,14 +72,6 @@ class ReviewConfig(BaseSettings):
         description="Key that signs the OAuth state cookie and form tokens (hex, 32+ bytes); "
         "random per process when empty (logins then last as long as the process).")
 
-    @field_validator("hub_api_url", "service_url")
-    @classmethod
-    def _http_url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"must be an http(s) URL, got {v!r}")
-        return v.rstrip("/")
-
     @field_validator("api_token", "client_id")
     @classmethod
     def _not_empty(cls, v: str) -> str:
@@ -90,35 +79,10 @@ class ReviewConfig(BaseSettings):
             raise ValueError("must not be empty")
         return v.strip()
 
-    @field_validator("service_prefix")
-    @classmethod
-    def _prefix(cls, v: str) -> str:
-        if not v.startswith("/"):
-            raise ValueError(f"must start with '/', got {v!r}")
-        return "/" + v.strip("/") + "/" if v.strip("/") else "/"
-
-    @property
-    def callback_url(self) -> str:
-        return self.oauth_callback_url or self.service_prefix + "oauth_callback"
-
-    @property
-    def bind(self) -> tuple[str, int]:
-        parts = urlsplit(self.service_url)
-        return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
-
 
 def load_review_config(**overrides: object) -> ReviewConfig:
     """The service's settings from the environment; `overrides` win. Clear error if invalid."""
-    try:
-        return ReviewConfig(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as e:
-        problems = []
-        for err in e.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "settings"
-            name = where.lower().removeprefix("shuyu_review_")
-            if err["type"] == "missing":
-                problems.append(f"{name} is not set (the hub sets it for its managed service "
-                                "'review'; or set SHUYU_REVIEW_" + name.upper() + ")")
-            else:
-                problems.append(f"{name}: {err['msg']}")
-        raise ConfigError("invalid review service configuration: " + "; ".join(problems)) from None
+    return ReviewConfig.load(**overrides)
+
+
+__all__ = ["ConfigError", "ReviewConfig", "load_review_config"]
