@@ -9,16 +9,14 @@ the hashes that disagree, so a verifier's report names what was altered.
 
 from __future__ import annotations
 
+from shuyu_server.errors import ServiceError
 
-class ReleaseError(Exception):
+
+class ReleaseError(ServiceError):
     """Base class of every error of the review workflow."""
 
     code = "release_error"
     status = 500
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidInput(ReleaseError):

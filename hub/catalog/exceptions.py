@@ -11,16 +11,14 @@ Query-time refusals (``QueryNotAuthorized`` and its subclasses) are what the gat
 
 from __future__ import annotations
 
+from shuyu_server.errors import ServiceError
 
-class CatalogError(Exception):
+
+class CatalogError(ServiceError):
     """Base class of every catalog error."""
 
     code = "catalog_error"
     status = 400
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class InvalidInput(CatalogError):

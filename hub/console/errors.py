@@ -8,16 +8,14 @@ was refused, with what the person typed kept.
 
 from __future__ import annotations
 
+from shuyu_server.errors import ServiceError
 
-class ConsoleError(Exception):
+
+class ConsoleError(ServiceError):
     """Base class of every console error."""
 
     code = "console_error"
     status = 400
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class LoginRequired(ConsoleError):

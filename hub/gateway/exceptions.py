@@ -12,16 +12,14 @@ by the same handler; they already follow this pattern.
 
 from __future__ import annotations
 
+from shuyu_server.errors import ServiceError
 
-class GatewayError(Exception):
+
+class GatewayError(ServiceError):
     """Base class of every gateway error."""
 
     code = "gateway_error"
     status = 500
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class NotAuthenticated(GatewayError):

@@ -8,16 +8,14 @@ charged and nothing is written to the ledger.
 
 from __future__ import annotations
 
+from shuyu_server.errors import ServiceError
 
-class DpError(Exception):
+
+class DpError(ServiceError):
     """Base class of every error of the DP lane."""
 
     code = "dp_error"
     status = 400
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class SpecInvalid(DpError):
