@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from hub.catalog.events import Actor, format_at
+from hub.catalog.events import Actor, audit_entry
 from release_review.records import ReleaseRequest
 from release_review.states import AuditEventType
 
@@ -46,14 +46,6 @@ class AuditEvent:
                    datasets[0] if len(datasets) == 1 else None, {**base, **details})
 
     def to_entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {"v": 1, "type": str(self.type), "at": format_at(self.at),
-                                 "actor": self.actor.name, "role": str(self.actor.role)}
-        for key in ("release", "authorization", "dataset"):
-            value = getattr(self, key)
-            if value is not None:
-                entry[key] = value
-        details = dict(self.details)
-        if self.actor.source:
-            details.setdefault("source", self.actor.source)
-        entry["details"] = details
-        return entry
+        return audit_entry(self.type, self.actor, self.at,
+                           {"release": self.release, "authorization": self.authorization,
+                            "dataset": self.dataset}, self.details)

@@ -79,6 +79,21 @@ class Actor:
         object.__setattr__(self, "role", Role.parse(self.role, "role"))
 
 
+def audit_entry(event_type: str, actor: Actor, at: datetime, refs: dict[str, str | None],
+                details: dict[str, Any]) -> dict[str, Any]:
+    """The ledger entry of one act: version, type, time, actor and role, the references that
+    are set (operator, authorization, dataset, release…) and `details` (with the actor's
+    source)."""
+    entry: dict[str, Any] = {"v": 1, "type": str(event_type), "at": format_at(at),
+                             "actor": actor.name, "role": str(actor.role)}
+    entry.update((key, value) for key, value in refs.items() if value is not None)
+    details = dict(details)
+    if actor.source:
+        details.setdefault("source", actor.source)
+    entry["details"] = details
+    return entry
+
+
 @dataclass(frozen=True)
 class AuditEvent:
     """One ledger entry in the making; `to_entry()` gives the object the ledger appends."""
@@ -92,20 +107,7 @@ class AuditEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "v": 1,
-            "type": str(self.type),
-            "at": format_at(self.at),
-            "actor": self.actor.name,
-            "role": str(self.actor.role),
-        }
-        for key in ("operator", "authorization", "dataset"):
-            value = getattr(self, key)
-            if value is not None:
-                entry[key] = value
-        details = dict(self.details)
-        if self.actor.source:
-            details.setdefault("source", self.actor.source)
-        entry["details"] = details
-        return entry
+        return audit_entry(self.type, self.actor, self.at,
+                           {"operator": self.operator, "authorization": self.authorization,
+                            "dataset": self.dataset}, self.details)
 
