@@ -116,7 +116,8 @@ cat <<MSG
 Shuyu is up (data directory: $DATA_DIR)
   log in           $URL/hub/login            (analysts get a sandbox; others their consoles)
   ledger           $URL/services/ledger/     vkey: $VKEY
-  verify it        .venv/bin/shuyu ledger verify --url $URL/services/ledger --vkey '$VKEY'
+  verify it        .venv/bin/shuyu ledger verify --data-dir $DATA_DIR --vkey '$VKEY'
+                   (over HTTP: --url $URL/services/ledger --token <a regulator's hub token>)
   logs             $LOGS/jupyterhub.log (hub and every service)
   stop             make down
 MSG

@@ -371,10 +371,14 @@ def export(out: Path, data_dir: Path | None) -> None:
               "Repeatable.")
 @click.option("--jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes for large logs (default: one per core).")
+@click.option("--token", envvar="SHUYU_LEDGER_TOKEN", default=None, show_envvar=True,
+              help="With --url of a ledger service under the hub: a regulator's hub API token "
+              "(entries are for regulators; the hub's token page makes one).")
 @guarded
 def verify(
     from_dir: Path | None, url: str | None, data_dir: Path | None, vkey: str,
     since: tuple[str, ...], witness_vkey: tuple[str, ...], jobs: int | None,
+    token: str | None,
 ) -> None:
     """Recompute the whole log and check every stored hash, signature and cosignature.
 
@@ -396,7 +400,7 @@ def verify(
         elif from_dir is not None:
             lut = v.open_tiles("dir", str(from_dir), verifier, since, witnesses)
         else:
-            lut = v.open_tiles("url", str(url), verifier, since, witnesses)
+            lut = v.open_tiles("url", str(url), verifier, since, witnesses, token=token)
         with _progress("verifying entries") as bar:
             task = bar.add_task("verify", total=lut.checkpoint.size)
             report = run_verification(

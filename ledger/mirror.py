@@ -44,12 +44,13 @@ class DirFetcher:
 class HttpFetcher:
     """Tiles served over HTTP (the ledger service, or any tlog-tiles mirror)."""
 
-    def __init__(self, url: str, timeout: float = 30.0):
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None):
         if not url.startswith(("http://", "https://")):
             raise LedgerError(f"{url!r} is not an http:// or https:// URL")
         self.base = url.rstrip("/")
         self.description = self.base
-        self.http = httpx.Client(timeout=timeout, trust_env=False)
+        headers = {"Authorization": f"token {token}"} if token else {}
+        self.http = httpx.Client(timeout=timeout, trust_env=False, headers=headers)
 
     def fetch(self, path: str) -> bytes | None:
         url = f"{self.base}/{path}"
@@ -59,12 +60,22 @@ class HttpFetcher:
             raise LedgerError(f"cannot fetch {url}: {e}") from e
         if resp.status_code == 404:
             return None
+        if resp.status_code in (401, 403):
+            raise LedgerError(f"{url} answered HTTP {resp.status_code}: "
+                              f"{_detail(resp)} (give a regulator's hub token with --token)")
         if resp.status_code != 200:
             raise LedgerError(f"{url} answered HTTP {resp.status_code}")
         return resp.content
 
     def close(self) -> None:
         self.http.close()
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        return str(resp.json().get("detail", ""))[:300]
+    except ValueError:
+        return resp.text[:300]
 
 
 def split_hashes(data: bytes, width: int) -> list[bytes | None]:

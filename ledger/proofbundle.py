@@ -52,7 +52,7 @@ def parse_tlog_proof(text: str) -> TlogProof:
     if len(lines) <= pos or not lines[pos].startswith("index "):
         raise FormatError("tlog-proof has no index line")
     idx = lines[pos][6:]
-    if not idx.isdigit() or (idx != "0" and idx.startswith("0")):
+    if not (idx.isascii() and idx.isdigit()) or (idx != "0" and idx.startswith("0")):
         raise FormatError(f"tlog-proof index {idx!r} is not a decimal without leading zeros")
     hashes = [unb64(line, "tlog-proof hash") for line in lines[pos + 1 :]]
     if any(len(h) != HASH_SIZE for h in hashes):

@@ -9,7 +9,7 @@ chunk level) into a `LogUnderTest`, checking the latest checkpoint's signature f
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -35,6 +35,7 @@ class SourceSpec:
     size: int  # tree size under verification
     vkey: str  # the log's verifier key
     chunk_level: int = CHUNK_LEVEL  # chunks of 2**chunk_level leaves (smaller only in tests)
+    token: str | None = field(default=None, repr=False)  # hub token for a ledger service URL
 
     def open(self) -> "ChunkSource":
         if self.kind == "sql":
@@ -42,7 +43,8 @@ class SourceSpec:
         from ledger.mirror import DirFetcher, HttpFetcher, TiledLog
 
         fetcher = (
-            DirFetcher(Path(self.location)) if self.kind == "dir" else HttpFetcher(self.location)
+            DirFetcher(Path(self.location)) if self.kind == "dir"
+            else HttpFetcher(self.location, token=self.token)
         )
         return TilesChunkSource(TiledLog(fetcher, self.size))
 
@@ -199,11 +201,14 @@ def open_tiles(
     since: Sequence[str],
     witnesses: Sequence[Ed25519Verifier],
     chunk_level: int = CHUNK_LEVEL,
+    token: str | None = None,
 ) -> LogUnderTest:
-    """A log published as tlog-tiles in a directory (kind "dir") or at a URL (kind "url")."""
+    """A log published as tlog-tiles in a directory (kind "dir") or at a URL (kind "url";
+    `token`: a hub token, needed for the entries of a ledger service run under the hub)."""
     from ledger.mirror import DirFetcher, HttpFetcher, TiledLog
 
-    fetcher = DirFetcher(Path(location)) if kind == "dir" else HttpFetcher(location)
+    fetcher = (DirFetcher(Path(location)) if kind == "dir"
+               else HttpFetcher(location, token=token))
     try:
         note = fetcher.fetch("checkpoint")
         if note is None:
@@ -229,7 +234,7 @@ def open_tiles(
     claims, notes = seen_claims(since, verifier)
     claims.append(Claim(cp.size, cp.root, f"the checkpoint of {fetcher.description}", "log"))
     return LogUnderTest(
-        spec=SourceSpec(kind, location, cp.size, verifier.vkey(), chunk_level),
+        spec=SourceSpec(kind, location, cp.size, verifier.vkey(), chunk_level, token),
         checkpoint=cp,
         note=note,
         description=fetcher.description,

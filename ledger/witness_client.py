@@ -166,7 +166,7 @@ def _witness_size(resp: httpx.Response) -> int | None:
         return None
     text = resp.text
     digits = text[:-1] if text.endswith("\n") else ""
-    if not digits.isdigit() or (digits != "0" and digits.startswith("0")):
+    if not (digits.isascii() and digits.isdigit()) or (digits != "0" and digits.startswith("0")):
         return None
     return int(digits)
 

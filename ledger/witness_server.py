@@ -52,7 +52,7 @@ def refusal_response(e: WitnessRefusal) -> Response:
 async def _read_body(request: Request) -> bytes:
     """The request body, refusing more than MAX_BODY_BYTES without reading it all."""
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+    if declared and declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise MalformedRequest(f"request body is larger than {MAX_BODY_BYTES} bytes")
     body = bytearray()
     async for chunk in request.stream():

@@ -262,7 +262,7 @@ class UploadStore:
         boundary = params.get(b"boundary")
         if ctype != b"multipart/form-data" or not boundary:
             raise UploadRefused("send the file as multipart/form-data (the upload form does)")
-        up.expected = int(content_length) if (content_length or "").isdigit() else None
+        up.expected = int(content_length) if (content_length or "").isascii() and (content_length or "").isdigit() else None
         if up.expected is not None and up.expected > self.max_bytes + 64 * 1024:
             raise UploadRefused(f"the file is larger than the limit of {self.max_bytes:,} bytes")
         up.state = "receiving"

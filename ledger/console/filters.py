@@ -106,7 +106,7 @@ def parse_indexes(raw: list[str], limit: int) -> tuple[list[int], Message | None
     out = []
     for value in raw:
         value = value.strip()
-        if not value.isdigit() or len(value) > 18:
+        if not (value.isascii() and value.isdigit()) or len(value) > 18:
             return [], Message("err.index", {"value": value[:30]})
         out.append(int(value))
     out = sorted(set(out))

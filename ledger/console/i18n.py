@@ -214,9 +214,10 @@ TEXTS: dict[str, tuple[str, str]] = {
     # access
     "forbidden.title": ("无权访问", "Access denied"),
     "forbidden.body": (
-        "{user} 不在监管人员组（{group}）中。监管控制台只对监管人员开放；机器接口（/checkpoint、/tile/…、/api/v1/…）仍可供工具使用。",
-        "{user} is not in the regulators group ({group}). The regulator console is for "
-        "regulators only; the machine API (/checkpoint, /tile/…, /api/v1/…) stays open to tools.",
+        "{user} 不在监管人员组（{group}）中。监管控制台和账本条目只对监管人员开放；检查点、哈希瓦片和证明（机器接口，不含条目内容）仍可供工具和见证方使用。",
+        "{user} is not in the regulators group ({group}). The regulator console and the ledger's "
+        "entries are for regulators only; the checkpoint, hash tiles and proofs (the machine "
+        "API without entry content) stay open to tools and witnesses.",
     ),
     "error.title": ("出错了", "Something went wrong"),
     "notfound.title": ("未找到", "Not found"),

@@ -58,7 +58,7 @@ class Seen:
         if not value:
             return None
         parts = value.split(".")
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+        if len(parts) != 3 or not all(p.isascii() and p.isdigit() for p in (parts[0], parts[2])):
             return None
         try:
             root = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))

@@ -10,8 +10,9 @@ from the regulators group takes effect within that time. A token must carry the 
 grants access to this service (``access:services!service=<name>``) — JupyterHub only issues it
 to users allowed to use the service.
 
-Only the console pages use this. The machine API (``/checkpoint``, ``/tile/…``, ``/api/v1/…``)
-stays open to tools and witnesses as before. Configuration comes from the variables the hub sets
+The console pages use this, and so do the routes that serve entry content
+(:mod:`ledger.service.access`); the checkpoint, hash tiles and proofs stay open to tools and
+witnesses. Configuration comes from the variables the hub sets
 for a managed service: ``JUPYTERHUB_API_URL``, ``JUPYTERHUB_API_TOKEN``, ``JUPYTERHUB_CLIENT_ID``,
 ``JUPYTERHUB_OAUTH_CALLBACK_URL``, ``JUPYTERHUB_SERVICE_NAME``, ``JUPYTERHUB_BASE_URL`` and
 ``JUPYTERHUB_HOST``; ``SHUYU_CONSOLE_GROUP`` names the group allowed in (default ``regulators``).

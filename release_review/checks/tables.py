@@ -178,7 +178,7 @@ def _json_records(doc: Any) -> list[dict] | None:
         return None
     if all(isinstance(v, dict) for v in values):
         keys = [str(k) for k in doc]
-        if all(k.lstrip("-").isdigit() for k in keys):  # index orient: {row: {col: v}}
+        if all(k.lstrip("-").isascii() and k.lstrip("-").isdigit() for k in keys):  # index orient: {row: {col: v}}
             return values
         index = list(dict.fromkeys(i for v in values for i in v))  # columns orient
         return [{c: doc[c].get(i) for c in doc} for i in index]

@@ -170,12 +170,22 @@ def test_server_token_cannot_reach_the_ledgers_write_side(system: System,
 print(json.dumps({{
     "ledger_port": tcp(GATEWAY_HOST, {system.hub.ports.ledger}),
     "ledger_service": http({proxy!r} + "/services/ledger/api/v1/entries", "POST", data=b"{{}}"),
+    "read_entries": http({proxy!r} + "/services/ledger/api/v1/entries", token=None),
+    "read_entries_with_token": http({proxy!r} + "/services/ledger/api/v1/entries"),
+    "entry_tiles": http({proxy!r} + "/services/ledger/tile/entries/000.p/1"),
+    "checkpoint": http({proxy!r} + "/services/ledger/checkpoint", token=None),
     "gateway_append": http({proxy!r} + "/services/gateway/ledger", "POST", data=b"{{}}"),
     "socket": os.path.exists("{system.world.settings.ledger_dir}/sequencer.sock"),
 }}))
 """)
     assert result["ledger_port"] != "connected", result
     assert result["ledger_service"] in (403, 404, 405), result
+    # other analysts' queries are in the entries: the sandbox cannot read them, not even with
+    # its own server's token; the checkpoint (size and root only) is open (the control)
+    assert result["read_entries"] == 401, result
+    assert result["read_entries_with_token"] == 401, result
+    assert result["entry_tiles"] == 401, result
+    assert result["checkpoint"] == 200, result
     assert result["gateway_append"] in (403, 404, 405), result
     assert result["socket"] is False
     # control: the ledger service and its sequencer socket are there, on the host

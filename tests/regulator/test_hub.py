@@ -1,5 +1,5 @@
-"""The regulator console through a real JupyterHub: OAuth login, the regulator role, the open
-machine API, cosigning over the proxy, and a suspension that reaches the gateway and the
+"""The regulator console through a real JupyterHub: OAuth login, the regulator role, entries
+for regulators only (the checkpoint, hash tiles and proofs open), cosigning over the proxy, and a suspension that reaches the gateway and the
 watchdog."""
 
 from __future__ import annotations
@@ -47,16 +47,51 @@ def test_without_a_session_the_console_sends_the_browser_to_the_hub(hub) -> None
         assert r.headers["location"].startswith("/hub/api/oauth2/authorize?")
         assert "client_id=service-ledger" in r.headers["location"]
         assert "code_challenge_method=S256" in r.headers["location"]
-        # the machine API stays open to tools and witnesses
+        # what carries no entry content stays open to tools and witnesses
         assert c.get("/services/ledger/checkpoint").status_code == 200
         assert c.get("/services/ledger/api/v1/log").json()["origin"] == "shuyu.local/ledger"
+        assert c.get("/services/ledger/tile/0/000.p/1").status_code == 200
+        assert c.get("/services/ledger/api/v1/proofs/inclusion/0").status_code == 200
+        # entries do not
+        for path in ("api/v1/entries", "api/v1/entries/0", "tile/entries/000.p/1"):
+            r = c.get(f"/services/ledger/{path}")
+            assert r.status_code == 401, (path, r.text)
+            assert "ledger entries are for regulators" in r.json()["detail"]
+
+
+def test_entries_need_a_regulators_token(hub, admin, rita, carol, history) -> None:
+    base = f"{hub.public_url}/services/ledger"
+    regulator, _ = admin.create_token("rita")
+    analyst, _ = admin.create_token("carol")
+    with httpx.Client(base_url=base, trust_env=False) as c:
+        for header in ("token", "Bearer"):
+            r = c.get("/api/v1/entries?limit=2",
+                      headers={"Authorization": f"{header} {regulator}"})
+            assert r.status_code == 200, r.text
+            assert len(r.json()["entries"]) == 2
+        r = c.get("/tile/entries/000.p/1", headers={"Authorization": f"token {regulator}"})
+        assert r.status_code == 200 and r.headers["cache-control"].startswith("private")
+        r = c.get("/api/v1/entries/0", headers={"Authorization": f"token {analyst}"})
+        assert r.status_code == 403
+        assert "carol is not in the regulators group" in r.json()["detail"]
+        r = c.get("/api/v1/entries/0", headers={"Authorization": "token not-a-token"})
+        assert r.status_code == 401
+    # the independent verifier over HTTP: refused without a token, whole with the regulator's
+    refused = subprocess.run([*SHUYU, "ledger", "verify", "--url", base, "--vkey", history.vkey],
+                             capture_output=True, text=True, env={**os.environ, "SHUYU_LEDGER_TOKEN": ""})
+    assert refused.returncode != 0
+    assert "401" in refused.stderr and "--token" in refused.stderr
+    ok = subprocess.run([*SHUYU, "ledger", "verify", "--url", base, "--vkey", history.vkey],
+                        capture_output=True, text=True,
+                        env={**os.environ, "SHUYU_LEDGER_TOKEN": regulator})
+    assert ok.returncode == 0, ok.stderr
 
 
 def test_an_analyst_gets_a_clear_403(person, carol) -> None:
     r = person.login(carol, f"{CONSOLE}/events?lang=en")
     assert r.status_code == 403
     assert "carol is not in the regulators group (regulators)" in r.text
-    assert "machine API" in r.text
+    assert "hash tiles and proofs" in r.text
 
 
 def test_cosigning_over_the_proxy_shows_on_the_verification_page(hub, history, person, rita,

@@ -157,6 +157,9 @@ def test_disclosure_report_html_csv_json(client, history) -> None:
     assert html.status_code == 200 and "年度信息披露" in html.text and "产品 rel-1" in html.text
     bad = client.get("/console/disclosure", params={"year": "1999", "lang": "en"})
     assert bad.status_code == 400 and "from 2000 to 2100" in bad.text
+    for odd in ("２０２５", "2²", "٢٠٢٥"):  # digits Python's isdigit() takes, int() may not
+        bad = client.get("/console/disclosure.json", params={"year": odd, "lang": "en"})
+        assert bad.status_code == 400 and "from 2000 to 2100" in bad.text
     empty = client.get("/console/disclosure.json", params={"year": 2001}).json()
     assert empty["operators"] == []
     assert json.dumps(empty)  # JSON all the way down

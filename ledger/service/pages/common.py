@@ -104,7 +104,7 @@ async def require_regulator(request: Request) -> ConsoleUser:
     if state.oauth is None:
         raise AuthUnavailable(
             "the console needs the hub's OAuth: run the ledger service as a JupyterHub service "
-            "(see hub/jupyterhub_config.py); the machine API works without it"
+            "(see hub/jupyterhub_config.py); the checkpoint, tiles and proofs work without it"
         )
     token = state.oauth.token_of(request.cookies.get(SESSION_COOKIE))
     user = await state.oauth.user_for_token(token) if token else None

@@ -105,9 +105,10 @@ def _year(raw: str | None) -> tuple[int, Message | None]:
     default = _today().year - 1 if _today().month <= 3 else _today().year
     if not raw:
         return default, None
-    if not raw.strip().isdigit() or not 2000 <= int(raw.strip()) <= 2100:
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or not 2000 <= int(text) <= 2100:
         return default, Message("err.year", {"value": raw[:10]})
-    return int(raw.strip()), None
+    return int(text), None
 
 
 def _report(request: Request, reader: Any, year: int) -> disc.DisclosureReport:

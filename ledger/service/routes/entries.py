@@ -6,12 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
+from ledger.service.access import EntryReaderDep
 from ledger.service.deps import ReaderDep
 from ledger.service.reader import MAX_PAGE
 from ledger.service.schemas import EntryPage, EntryPublic, ErrorPublic
 
 router = APIRouter(prefix="/api/v1", tags=["entries"])
-ERRORS = {404: {"model": ErrorPublic}}
+ERRORS = {401: {"model": ErrorPublic, "description": "Under the hub: no regulator identity."},
+          403: {"model": ErrorPublic, "description": "Not in the regulators group."},
+          404: {"model": ErrorPublic}}
 
 
 @router.get(
@@ -22,6 +25,7 @@ ERRORS = {404: {"model": ErrorPublic}}
 )
 def list_entries(
     reader: ReaderDep,
+    _who: EntryReaderDep,
     start: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ) -> EntryPage:
@@ -29,5 +33,5 @@ def list_entries(
 
 
 @router.get("/entries/{index}", response_model=EntryPublic, responses=ERRORS, summary="One entry")
-def get_entry(index: int, reader: ReaderDep) -> EntryPublic:
+def get_entry(index: int, reader: ReaderDep, _who: EntryReaderDep) -> EntryPublic:
     return reader.entry(index)

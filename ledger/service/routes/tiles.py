@@ -7,8 +7,10 @@ seconds, as tlog-tiles asks.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from ledger.service.access import entry_reader
 from ledger.service.deps import ReaderDep
 from ledger.service.schemas import ErrorPublic
 
@@ -16,6 +18,7 @@ router = APIRouter(tags=["tlog-tiles"])
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 PARTIAL = "public, max-age=60"
+PRIVATE = "private, max-age=60"  # entry bundles under the hub: for the regulator who asked
 CHECKPOINT = "public, max-age=5"
 NOT_FOUND = {404: {"model": ErrorPublic, "description": "No such tile in the signed tree."}}
 
@@ -47,14 +50,16 @@ def checkpoint(reader: ReaderDep) -> Response:
             "content": {"application/octet-stream": {}},
             "description": "A hash tile or an entry bundle.",
         },
+        401: {"model": ErrorPublic, "description": "Entry bundle under the hub: no regulator."},
+        403: {"model": ErrorPublic, "description": "Entry bundle: not in the regulators group."},
         **NOT_FOUND,
     },
-    summary="Hash tile <L>/<N>[.p/<W>] or entry bundle entries/<N>[.p/<W>]",
+    summary="Hash tile <L>/<N>[.p/<W>] or entry bundle entries/<N>[.p/<W>] (entry bundles: "
+    "regulators only under the hub)",
 )
-def tile(path: str, reader: ReaderDep) -> Response:
-    data, full = reader.tile("tile/" + path)
-    return Response(
-        data,
-        media_type="application/octet-stream",
-        headers={"Cache-Control": IMMUTABLE if full else PARTIAL},
-    )
+async def tile(path: str, request: Request, reader: ReaderDep) -> Response:
+    # Hash tiles (<L>/…) are open; anything else is an entry bundle or nothing: fail closed.
+    private = not (path[:1].isascii() and path[:1].isdigit()) and await entry_reader(request) is not None
+    data, full = await run_in_threadpool(reader.tile, "tile/" + path)
+    cache = PRIVATE if private else IMMUTABLE if full else PARTIAL
+    return Response(data, media_type="application/octet-stream", headers={"Cache-Control": cache})
