@@ -1,11 +1,14 @@
 """Running checked queries in DuckDB over the domain store, within limits.
 
-The engine holds one hardened read-only connection (``hub.domain.open_readonly``: no external
-access, no extension loading, configuration locked, memory and thread limits), opened once per
-process; each query gets its own cursor on it, so queries run concurrently. A cursor shares the
-connection's database instance and settings and costs microseconds, so there is no per-request
-connection setup to pool away (and DuckDB refuses a second connection to the same file with
-other settings in one process: everything goes through ``open_readonly``). Limits:
+The engine reads through one ``hub.domain.DomainReader``: a hardened read-only connection (no
+external access, no extension loading, configuration locked, memory and thread limits) over the
+store's current state, which it renews when a load changes the store. Each query leases the
+current snapshot and gets its own cursor on it, so queries run concurrently, and a query that
+started before a load finishes on the state it started on. A cursor shares the snapshot's
+database instance and settings and costs microseconds, so there is no per-request connection
+setup to pool away. Facts the aggregation rule relies on (``entity_unique``) are kept per
+state (``Snapshot.facts``), so a load never leaves a stale one behind; ``snapshot()`` lets a
+caller run its preparation and its query on one state. Limits:
 
 - time: a watchdog thread interrupts a query still running after ``timeout`` seconds
   (``QueryTimeout``);
@@ -27,6 +30,8 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -34,7 +39,7 @@ from typing import Callable
 import duckdb
 import pyarrow as pa
 
-from hub.domain import DomainError, open_readonly
+from hub.domain import DomainError, DomainReader, Snapshot
 from hub.gateway.exceptions import (
     DomainUnavailable,
     QueryFailed,
@@ -132,40 +137,48 @@ class Engine:
         self.memory_limit = memory_limit
         self.threads = threads
         self.timeout = timeout
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
-        self._unique: dict[tuple[str, str], bool] = {}
+        self.reader = DomainReader(self.domain_dir, memory_limit=memory_limit, threads=threads)
         self._watchdog = Watchdog()
 
-    def connection(self) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            if self._con is None:
-                try:
-                    self._con = open_readonly(self.domain_dir, memory_limit=self.memory_limit,
-                                              threads=self.threads)
-                except DomainError as e:
-                    raise DomainUnavailable(str(e)) from None
-            return self._con
+    def acquire(self) -> Snapshot:
+        """Lease the store's current state (``DomainUnavailable`` if there is none); every
+        ``acquire`` needs one ``release``."""
+        try:
+            return self.reader.acquire()
+        except DomainError as e:
+            raise DomainUnavailable(str(e)) from None
+
+    def release(self, snapshot: Snapshot) -> None:
+        self.reader.release(snapshot)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """Lease the store's current state for the block."""
+        snap = self.acquire()
+        try:
+            yield snap
+        finally:
+            self.release(snap)
 
     def close(self) -> None:
         self._watchdog.close()
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        self.reader.close()
 
     # --- facts the aggregation rule relies on --------------------------------------------
 
-    def entity_unique(self, dataset: str, column: str) -> bool:
-        """Whether `column` of `dataset` is non-null and unique (computed once per process:
-        the store cannot change while the gateway holds it open)."""
-        key = (dataset, column)
-        if key not in self._unique:
+    def entity_unique(self, dataset: str, column: str, snapshot: Snapshot | None = None) -> bool:
+        """Whether `column` of `dataset` is non-null and unique in `snapshot` (the current
+        state if None); computed once per state."""
+        if snapshot is None:
+            with self.snapshot() as snap:
+                return self.entity_unique(dataset, column, snap)
+        key = ("entity_unique", dataset, column)
+        if key not in snapshot.facts:
             sql = (f"SELECT count(*) = count({quote(column)}) AND count(*) = "
                    f"count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}")
-            result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20)
-            self._unique[key] = bool(result.table.column(0)[0].as_py())
-        return self._unique[key]
+            result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20, snapshot=snapshot)
+            snapshot.facts[key] = bool(result.table.column(0)[0].as_py())
+        return snapshot.facts[key]
 
     # --- running ----------------------------------------------------------------------------
 
@@ -178,8 +191,14 @@ class Engine:
         max_bytes: int,
         transform: Transform = _identity,
         aggregate: bool = False,
+        snapshot: Snapshot | None = None,
     ) -> Execution:
-        cursor = self.connection().cursor()
+        """Run `sql` on `snapshot` (leasing the current state for the query if None)."""
+        if snapshot is None:
+            with self.snapshot() as snap:
+                return self.execute(sql, params, max_rows=max_rows, max_bytes=max_bytes,
+                                    transform=transform, aggregate=aggregate, snapshot=snap)
+        cursor = snapshot.cursor()
         fired = threading.Event()
 
         def interrupt() -> None:

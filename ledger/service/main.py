@@ -75,9 +75,10 @@ def create_app(config: LogConfig, *, sequencer: bool, prefix: str = "") -> FastA
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ledger_log = Log.open(config)
-        seq = pusher = None
+        seq = pusher = keeper = None
         try:
             if sequencer:
+                from ledger.service.indexkeeper import IndexKeeper
                 from ledger.witness_client import WitnessPusher
 
                 seq = Sequencer(ledger_log)
@@ -85,9 +86,14 @@ def create_app(config: LogConfig, *, sequencer: bool, prefix: str = "") -> FastA
                 pusher = WitnessPusher(ledger_log)
                 pusher.start()
             app.state.reader = LedgerReader(ledger_log)
+            if sequencer:
+                keeper = IndexKeeper(config.database_url, app.state.reader.tree_size)
+                keeper.start()
             yield
         finally:
             await close_console(app)
+            if keeper is not None:
+                keeper.stop()
             if pusher is not None:
                 pusher.stop()
             if seq is not None:

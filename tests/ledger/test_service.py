@@ -7,6 +7,7 @@ reader), proofs with our RFC 9162 verifiers, OpenAPI with openapi-spec-validator
 from __future__ import annotations
 
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -347,3 +348,28 @@ def test_sequencer_lifespan_batches_other_processes_appends_through_its_socket(l
         assert c.get("/api/v1/checkpoint").json()["size"] == N + 5
         assert c.get(f"/api/v1/entries/{N}").json()["entry"]["details"]["tag"] == "via-socket"
     assert not cfg.socket_path.exists()
+
+
+def test_the_service_keeps_the_subject_index_up_with_the_log(logdir) -> None:
+    """No page asks for the index, yet it follows the appends (the keeper thread)."""
+    from ledger.index import SubjectIndex
+
+    cfg, _ = logdir
+    with TestClient(create_app(cfg, sequencer=True)):
+        other = Log.open(cfg)
+        try:
+            other.append_many([{**event(i, "indexed"), "dataset": "residents"} for i in range(3)])
+        finally:
+            other.close()
+        index = SubjectIndex(cfg.database_url)
+        try:
+            deadline = time.monotonic() + 60
+            while index.indexed() < N + 3:
+                assert time.monotonic() < deadline, "the index did not follow the log"
+                time.sleep(0.1)
+            with index.reader.connect() as conn:
+                rows = conn.exec_driver_sql("SELECT idx FROM ledger_subjects WHERE key = 'dataset'"
+                                            " AND value = 'residents' ORDER BY idx").fetchall()
+            assert [r[0] for r in rows] == [N, N + 1, N + 2]
+        finally:
+            index.close()
