@@ -119,7 +119,7 @@ def generate(scale: int, seed: int, as_of: date, out: Path | None, force: bool, 
     except (DomainError, LedgerError, OSError) as e:
         fail(e)
     summarize(catalog["datasets"], time.perf_counter() - started,
-              f"loaded into {store.path} (sha256 {store.file_sha256()})")
+              f"loaded into {store.dir} (manifest sha256 {store.file_sha256()})")
 
 
 @data.command()
@@ -145,7 +145,7 @@ def load(directory: Path, replace: bool, data_dir: Path | None) -> None:
     except (DomainError, LedgerError, OSError) as e:
         fail(e)
     summarize(entries, time.perf_counter() - started,
-              f"loaded into {store.path} (sha256 {store.file_sha256()})")
+              f"loaded into {store.dir} (manifest sha256 {store.file_sha256()})")
 
 
 @data.command()

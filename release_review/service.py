@@ -76,8 +76,8 @@ S = ReleaseStatus
 SYSTEM = Actor("shuyu-review", Role.SERVICE, "review service")
 PSEUDONYM_PATTERNS = [r"\bps_[0-9a-f]{32}\b"]  # hub/gateway/pseudonyms.py
 SHOWN_QUERIES = 50
-# one DuckDB database instance per process: every connection to the domain store made here
-# (checks and the DP engine) must use the same configuration
+# the trusted side's reader of the domain store (one per process, shared by the checks and the
+# DP engine): its memory limit and threads
 DOMAIN_MEMORY, DOMAIN_THREADS = "1GB", 2
 PREVIEW_BYTES = 20 << 20  # files up to this size are previewed on the reviewer's page
 
@@ -747,7 +747,7 @@ def open_service(settings: Any, thresholds: Thresholds | None = None, min_approv
     """The service over the control database, ledger, domain store and files that `settings`
     name (the ledger must be initialized: ``shuyu ledger init``)."""
     from hub.catalog.service import open_catalog
-    from hub.domain import open_readonly
+    from hub.domain import DomainReader
     from release_review.quarantine import ContentStore
     from release_review.storage import SqlAlchemyReviewStore
 
@@ -758,6 +758,8 @@ def open_service(settings: Any, thresholds: Thresholds | None = None, min_approv
     except BaseException:
         catalog.close()
         raise
+    # follows loads: checks and DP releases read the store's current state
+    reader = DomainReader(settings.domain_dir, memory_limit=DOMAIN_MEMORY, threads=DOMAIN_THREADS)
 
     def dp_lane() -> Any:
         from release_review.dp.budget import BudgetStore
@@ -765,27 +767,27 @@ def open_service(settings: Any, thresholds: Thresholds | None = None, min_approv
         from release_review.dp.release import DpLane
 
         return DpLane(catalog, BudgetStore(settings.control_database_url, catalog.log),
-                      DpEngine(settings.domain_dir, memory_limit=DOMAIN_MEMORY,
-                               threads=DOMAIN_THREADS))
+                      DpEngine(settings.domain_dir, reader))
 
     service = ReleaseReviewService(
         store, catalog, catalog.log, ContentStore(settings.data_dir / "quarantine"),
-        ContentStore(settings.data_dir / "packages"),
-        lambda: open_readonly(settings.domain_dir, memory_limit=DOMAIN_MEMORY,
-                              threads=DOMAIN_THREADS),
+        ContentStore(settings.data_dir / "packages"), reader.connect,
         dp_lane, thresholds, min_approvals, clock)
-    service.close = _closing(service, catalog)  # type: ignore[method-assign]
+    service.close = _closing(service, catalog, reader)  # type: ignore[method-assign]
     return service
 
 
-def _closing(service: ReleaseReviewService, catalog: Any) -> Callable[[], None]:
+def _closing(service: ReleaseReviewService, catalog: Any, reader: Any) -> Callable[[], None]:
     plain = service.close
 
     def close() -> None:
         try:
             plain()
         finally:
-            catalog.close()
+            try:
+                reader.close()
+            finally:
+                catalog.close()
 
     return close
 

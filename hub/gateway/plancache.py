@@ -8,8 +8,9 @@ pure given its inputs:
 - for each dataset the query reads, the caller's :class:`~hub.catalog.records.Grant` (its
   authorization, access mode, columns in scope with their classes and group-by flags, minimum
   group size, term…) and the dataset's catalog record (columns, types, grade, revision);
-- facts about the domain store that cannot change while the engine holds it open (which columns
-  are unique).
+- the state of the domain store the query runs on (``Snapshot.state``): the rewrite relies on
+  facts about the data (which columns are unique), and a load gives a new state, so a rewrite
+  is never reused on data it was not prepared for.
 
 What is *not* remembered is the decision whether the caller may query now. On every query the
 catalog is read afresh and ``check_user_can_query`` decides status (suspended, revoked), term
@@ -22,7 +23,7 @@ Two maps, both bounded (least recently used entries go first):
 
 - SQL text → the datasets it reads (only for SQL that passed the syntax checks, which depend on
   the text alone), so the grants can be fetched without parsing;
-- (SQL, authorization named, grants and records) → :class:`Prepared`.
+- (SQL, authorization named, store state, grants and records) → :class:`Prepared`.
 
 Refusals are never remembered: a refused query is checked in full every time.
 """
@@ -100,16 +101,17 @@ class PlanCache:
         self.misses = 0
 
     def check(self, sql: str, catalog: policy.CatalogView,
-              authorization: str | None) -> Checked:
+              authorization: str | None, state: Hashable = None) -> Checked:
         """Policy for this request: QueryRefused / QueryNotAuthorized exactly as
         ``policy.plan_query`` raises them, else the plan (and the prepared query if known).
 
         `catalog` must answer ``grant(name, ())`` from one read per dataset and request (the
-        service's per-request view does), so a miss costs no second catalog read.
+        service's per-request view does), so a miss costs no second catalog read. `state` is
+        the domain store's state the query will run on.
         """
         names = self._names.get(sql)
         if names is not None:
-            key = self._key(sql, authorization, names, catalog)
+            key = self._key(sql, authorization, state, names, catalog)
             found = self._prepared.get(key)
             if found is not None:
                 self.hits += 1
@@ -118,22 +120,24 @@ class PlanCache:
         plan = policy.plan_query(sql, catalog, authorization)
         names = tuple(plan.grants)  # first-reference order, as read_statement gives them
         self._names.put(sql, names)
-        return Checked(plan, self._key(sql, authorization, names, catalog), None)
+        return Checked(plan, self._key(sql, authorization, state, names, catalog), None)
 
-    def prepare(self, checked: Checked) -> Prepared:
-        """The prepared query of a checked one; remembered under the check's key. Engine
+    def prepare(self, checked: Checked,
+                unique: Callable[[str, str], bool] | None = None) -> Prepared:
+        """The prepared query of a checked one; remembered under the check's key. `unique`
+        (default: the cache's) must answer for the state the check was keyed with. Engine
         errors (the store's uniqueness facts are read on first use) propagate."""
         if checked.prepared is not None:
             return checked.prepared
-        prepared = prepare(checked.plan, self.unique)
+        prepared = prepare(checked.plan, unique or self.unique)
         self._prepared.put(checked.key, prepared)
         return prepared
 
     @staticmethod
-    def _key(sql: str, authorization: str | None, names: tuple[str, ...],
+    def _key(sql: str, authorization: str | None, state: Hashable, names: tuple[str, ...],
              catalog: policy.CatalogView) -> tuple:
         """The decision's inputs. ``grant`` runs the full query-time check (fresh each
         request) and raises if the caller may not query the dataset now."""
-        return (sql, authorization,
+        return (sql, authorization, state,
                 tuple((n, catalog.grant(n, (), authorization), catalog.dataset(n))
                       for n in names))

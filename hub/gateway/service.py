@@ -10,7 +10,9 @@
    the per-dataset projections with keyed pseudonyms (``sources.render``), remembered with the
    plan;
 3. execution in DuckDB with time, row and size limits (``engine.Engine``), suppressing small
-   groups batch by batch;
+   groups batch by batch. Steps 1–3 run on one state of the domain store, leased when the
+   query arrives: the rewrite's facts (unique keys) and the query both come from it, and the
+   remembered rewrite is keyed by it, so a dataset loaded meanwhile never mixes with them;
 4. paging and hashing (``results``), then the ``query`` entry in the ledger, and only after the
    ledger confirmed it, the pages become fetchable. If the ledger cannot record the query, the
    result is dropped and ``NotRecorded`` is raised (fail closed).
@@ -23,6 +25,7 @@ Listing and describing datasets go through the catalog's own checks and change n
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +36,7 @@ from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.catalog.exceptions import QueryNotAuthorized
 from hub.catalog.records import DatasetRecord, Grant
 from hub.catalog.service import CatalogService
+from hub.domain import Snapshot
 from hub.gateway import aggregation, policy, sources
 from hub.gateway.audit import QueryRecord
 from hub.gateway.config import GatewayConfig
@@ -155,10 +159,24 @@ class QueryService:
     def run(self, user: HubUser, sql: str, authorization: str | None = None,
             source: str | None = None) -> QueryOutcome:
         watch = Stopwatch()
+        try:
+            snapshot, unavailable = self.engine.acquire(), None
+        except DomainUnavailable as e:  # raised after the policy check, ledgered as a failure
+            snapshot, unavailable = None, e
+        try:
+            return self._run(user, sql, authorization, source, watch, snapshot, unavailable)
+        finally:
+            if snapshot is not None:
+                self.engine.release(snapshot)
+
+    def _run(self, user: HubUser, sql: str, authorization: str | None, source: str | None,
+             watch: Stopwatch, snapshot: Snapshot | None,
+             unavailable: DomainUnavailable | None) -> QueryOutcome:
         record = QueryRecord(uuid.uuid4().hex, user, sql, source, authorization)
         try:
             checked = self.plans.check(sql, _UserCatalog(self.catalog, user.name,
-                                                         self.catalog.now()), authorization)
+                                                         self.catalog.now()), authorization,
+                                       state=snapshot.state if snapshot else None)
         except (QueryRefused, QueryNotAuthorized) as e:
             self._append(record.denied(e.message, e.code, watch.elapsed_ms()),
                          "this refused query")
@@ -167,9 +185,12 @@ class QueryService:
         self._describe_plan(record, plan)
         watch.lap("policy")
         try:
-            prepared = self.plans.prepare(checked)
+            if snapshot is None:
+                raise unavailable  # type: ignore[misc]
+            prepared = self.plans.prepare(checked, functools.partial(
+                self.engine.entity_unique, snapshot=snapshot))
             watch.lap("prepare")
-            execution = self._execute(prepared)
+            execution = self._execute(prepared, snapshot)
         except (QueryFailed, QueryTimeout, ResultTooLarge, DomainUnavailable,
                 KeysUnavailable) as e:
             self._append(record.ran(rows=0, groups_suppressed=0, truncated=False,
@@ -207,7 +228,7 @@ class QueryService:
     def page(self, user: HubUser, query_id: str, number: int) -> Page:
         return self.results.page(query_id, user.name, number)
 
-    def _execute(self, prepared: Prepared) -> Execution:
+    def _execute(self, prepared: Prepared, snapshot: Snapshot) -> Execution:
         params = None
         if prepared.keyed:
             try:
@@ -219,7 +240,7 @@ class QueryService:
             prepared.sql, params, max_rows=self.config.max_rows,
             max_bytes=self.config.max_result_bytes,
             transform=lambda batch: aggregation.suppress(batch, rules),
-            aggregate=prepared.plan.aggregate,
+            aggregate=prepared.plan.aggregate, snapshot=snapshot,
         )
 
     @staticmethod

@@ -1,16 +1,17 @@
 """Computation of a DP release on the trusted side: exact aggregates in DuckDB, noise from OpenDP.
 
 ``DpEngine.compute(query)`` runs one SQL statement over the raw table in the domain store
-(opened read-only with ``hub.domain.open_readonly``):
+(read through a ``hub.domain.DomainReader``; steps 2 and 3 run on one leased state of the store,
+so a dataset loaded meanwhile cannot make step 2 skip a truncation its data needs):
 
 1. *filter*: the spec's typed predicates, as bound parameters (column names come from the catalog);
    rows whose privacy-unit identifier is NULL are left out;
 2. *bound contributions*: keep at most ``k`` rows per unit, chosen uniformly at random
    (``row_number() OVER (PARTITION BY unit ORDER BY random()) <= k``). Each unit's kept rows
    depend only on that unit's rows, so neighbouring datasets still differ by at most ``k``
-   rows. The engine knows, per dataset version, the largest number of rows any unit has (one
-   GROUP BY, cached); when that is at most ``k`` the step is the identity and is skipped — the
-   output is the same, only faster;
+   rows. The engine knows, per state of the store, the largest number of rows any unit has
+   (one GROUP BY, cached in ``Snapshot.facts``); when that is at most ``k`` the step is the
+   identity and is skipped — the output is the same, only faster;
 3. *aggregate* per group: row count, sums of values rounded to the measure's integer unit and
    clamped to its bounds (exact DECIMAL/HUGEINT arithmetic), and for quantiles the counts of
    values below and above each candidate (OpenDP's candidate scores are computed from them).
@@ -29,7 +30,6 @@ them.
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
@@ -38,7 +38,7 @@ from typing import Any
 
 import duckdb
 
-from hub.domain import DomainError, open_readonly
+from hub.domain import DomainError, DomainReader, Snapshot
 from release_review.dp import calibration as cal
 from release_review.dp.columns import MAX_ROWS, Kind, kind_of
 from release_review.dp.exceptions import ComputationFailed
@@ -173,52 +173,47 @@ def build_sql(query: CheckedQuery, p: Plan, truncate: bool) -> tuple[str, list[A
 
 
 class DpEngine:
-    """Computes DP releases over the domain store (one read-only DuckDB connection)."""
+    """Computes DP releases over the domain store (through one ``DomainReader``)."""
 
-    def __init__(self, domain_dir: Path, **readonly_options: Any):
-        """`readonly_options` go to ``open_readonly`` (memory_limit, threads). Leave them at its
-        defaults to share the process's DuckDB instance with the other trusted-side readers:
-        DuckDB refuses a second connection to one file with a different configuration."""
+    def __init__(self, domain_dir: Path, reader: DomainReader | None = None,
+                 **readonly_options: Any):
+        """`reader`: a reader shared with the process's other trusted-side readers (the
+        release checks); otherwise the engine opens its own with `readonly_options`
+        (memory_limit, threads) and closes it in ``close``."""
         self.domain_dir = Path(domain_dir)
-        self.readonly_options = readonly_options
-        self._con: duckdb.DuckDBPyConnection | None = None
-        self._lock = threading.Lock()
-        self._unit_rows: dict[tuple[str, str], int] = {}
+        self._owns_reader = reader is None
+        self.reader = reader or DomainReader(self.domain_dir, **readonly_options)
 
     def close(self) -> None:
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+        if self._owns_reader:
+            self.reader.close()
 
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            if self._con is None:
-                try:
-                    self._con = open_readonly(self.domain_dir, **self.readonly_options)
-                except DomainError as e:
-                    raise ComputationFailed(str(e)) from None
-            return self._con.cursor()
-
-    # --- step 2 helper: the largest number of rows of one unit, per dataset version ---------
-
-    def max_rows_per_unit(self, query: CheckedQuery) -> int:
-        cur = self._cursor()
+    def _acquire(self) -> Snapshot:
         try:
-            return self._max_rows_per_unit(cur, query)
-        finally:
-            cur.close()
+            return self.reader.acquire()
+        except DomainError as e:
+            raise ComputationFailed(str(e)) from None
 
-    def _max_rows_per_unit(self, cur: duckdb.DuckDBPyConnection, query: CheckedQuery) -> int:
-        try:
-            version = cur.execute(
-                "SELECT sha256 FROM shuyu_meta.dataset_versions WHERE dataset = ? AND current",
-                [query.dataset.name]).fetchone()
-        except duckdb.Error:
-            version = None
-        cache_key = (query.dataset.name, version[0]) if version else None
-        if cache_key is not None and cache_key in self._unit_rows:
-            return self._unit_rows[cache_key]
+    # --- step 2 helper: the largest number of rows of one unit, per state of the store -----
+
+    def max_rows_per_unit(self, query: CheckedQuery, snapshot: Snapshot | None = None) -> int:
+        if snapshot is None:
+            snap = self._acquire()
+            try:
+                return self.max_rows_per_unit(query, snap)
+            finally:
+                self.reader.release(snap)
+        key = ("dp_max_rows_per_unit", query.dataset.name, query.unit_column)
+        if key not in snapshot.facts:
+            cur = snapshot.cursor()
+            try:
+                snapshot.facts[key] = self._max_rows_per_unit(cur, query)
+            finally:
+                cur.close()
+        return snapshot.facts[key]
+
+    @staticmethod
+    def _max_rows_per_unit(cur: duckdb.DuckDBPyConnection, query: CheckedQuery) -> int:
         unit, table = quote(query.unit_column), f"main.{quote(query.dataset.name)}"
         rows = cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         if rows > MAX_ROWS:
@@ -226,24 +221,27 @@ class DpEngine:
                                     f"the DP lane's public bound of {MAX_ROWS:,}")
         most = cur.execute(f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM {table} "
                            f"WHERE {unit} IS NOT NULL GROUP BY {unit})").fetchone()[0]
-        if cache_key is not None:
-            self._unit_rows[cache_key] = int(most)
         return int(most)
 
     # --- the computation -----------------------------------------------------------------
 
     def exact_groups(self, query: CheckedQuery, p: Plan) -> tuple[list[Group], bool]:
-        """Every group present in the bounded data with its exact aggregates."""
-        truncate = self.max_rows_per_unit(query) > query.contributions
-        sql, params = build_sql(query, p, truncate)
-        cur = self._cursor()
+        """Every group present in the bounded data with its exact aggregates (one state of
+        the store for both steps)."""
+        snap = self._acquire()
         try:
-            result = cur.execute(sql, params).fetchall()
-        except duckdb.Error as e:
-            raise ComputationFailed(f"the domain store could not compute the release: "
-                                    f"{type(e).__name__}") from None
+            truncate = self.max_rows_per_unit(query, snap) > query.contributions
+            sql, params = build_sql(query, p, truncate)
+            cur = snap.cursor()
+            try:
+                result = cur.execute(sql, params).fetchall()
+            except duckdb.Error as e:
+                raise ComputationFailed(f"the domain store could not compute the release: "
+                                        f"{type(e).__name__}") from None
+            finally:
+                cur.close()
         finally:
-            cur.close()
+            self.reader.release(snap)
         groups = []
         width = len(query.group_by)
         for row in result:

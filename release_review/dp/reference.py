@@ -45,14 +45,20 @@ def bounded_frame(engine: DpEngine, query: CheckedQuery, p: Plan) -> pl.DataFram
     cols += [f"{_value_sql(m, False) if m.op == 'quantile' else _unrounded(m)} AS __v{i}"
              for i, m in enumerate(p.sum_columns + p.quantiles)]
     from release_review.dp.engine import build_sql  # the engine's WHERE clause and truncation
-    sql, params = build_sql(query, p, engine.max_rows_per_unit(query) > query.contributions)
-    where = sql.split(" FROM " + table + " WHERE ", 1)[1].split(")", 1)[0]
-    inner = f"SELECT {', '.join(cols + [unit + ' AS __unit'])} FROM {table} WHERE {where}"
-    if engine.max_rows_per_unit(query) > query.contributions:
-        inner = (f"SELECT * FROM (SELECT *, random() AS __r FROM ({inner})) QUALIFY "
-                 f"row_number() OVER (PARTITION BY __unit ORDER BY __r) <= {query.contributions}")
-    cur = engine._cursor()
-    frame = pl.from_arrow(cur.sql(inner, params=params).to_arrow_table())
+    with engine.reader.snapshot() as snap:  # one state of the store, as the engine uses
+        truncate = engine.max_rows_per_unit(query, snap) > query.contributions
+        sql, params = build_sql(query, p, truncate)
+        where = sql.split(" FROM " + table + " WHERE ", 1)[1].split(")", 1)[0]
+        inner = f"SELECT {', '.join(cols + [unit + ' AS __unit'])} FROM {table} WHERE {where}"
+        if truncate:
+            inner = (f"SELECT * FROM (SELECT *, random() AS __r FROM ({inner})) QUALIFY "
+                     f"row_number() OVER (PARTITION BY __unit ORDER BY __r) <= "
+                     f"{query.contributions}")
+        cur = snap.cursor()
+        try:
+            frame = pl.from_arrow(cur.sql(inner, params=params).to_arrow_table())
+        finally:
+            cur.close()
     keep = list(query.group_by) + [f"__v{i}" for i in range(len(p.sum_columns + p.quantiles))]
     return frame.select(keep) if keep else frame.select(pl.lit(0).alias("__dummy"))
 

@@ -59,10 +59,10 @@ def test_query_returns_pandas_polars_or_arrow(alice, direct_counts) -> None:
 
 
 @pytest.fixture
-def direct_counts(domain_path):
-    import duckdb
+def direct_counts(domain_dir):
+    from hub.domain import open_readonly
 
-    con = duckdb.connect(str(domain_path), read_only=True)
+    con = open_readonly(domain_dir)
     try:
         return dict(con.execute("SELECT district, count(*) FROM residents GROUP BY 1 "
                                 "HAVING count(*) >= 10").fetchall())

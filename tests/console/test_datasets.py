@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
-
+from hub.domain import open_readonly
 from tests.console.conftest import Account, BrowserSession, ledger_entries
 from tests.console.helpers import registration_form, residents_csv, upload, wait_analysed
 from tests.gateway.world import World
@@ -17,7 +16,7 @@ GOOD = dict(title="户籍人口（测试登记）", provider="昆明市公安局
 
 
 def domain_rows(world: World, table: str) -> int:
-    con = duckdb.connect(str(world.settings.domain_dir / "domain.duckdb"), read_only=True)
+    con = open_readonly(world.settings.domain_dir)
     try:
         return con.execute(f'SELECT count(*) FROM "{table}"').fetchone()[0]
     finally:

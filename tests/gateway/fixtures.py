@@ -142,5 +142,5 @@ def ledger(world: World) -> LedgerReader:
 
 
 @pytest.fixture(scope="session")
-def domain_path(world: World) -> Path:
-    return world.settings.domain_dir / "domain.duckdb"
+def domain_dir(world: World) -> Path:
+    return world.settings.domain_dir

@@ -12,20 +12,20 @@ import sqlite3
 import time
 from datetime import timedelta
 
-import duckdb
 import pyarrow as pa
 import pytest
 
 from hub.catalog.agreements import ScopeRequest
 from hub.catalog.enums import AccessMode
+from hub.domain import open_readonly
 from hub.gateway.pseudonyms import pseudonym
 from tests.gateway.fixtures import QUERY_TIMEOUT, ROW_LIMIT
 from tests.gateway.world import AUTHORITY, OPERATOR
 
 
 @pytest.fixture(scope="module")
-def direct(domain_path):
-    con = duckdb.connect(str(domain_path), read_only=True)
+def direct(domain_dir):
+    con = open_readonly(domain_dir)
     yield con
     con.close()
 

@@ -1,5 +1,7 @@
 """The domain store: versioned loads recorded in the real ledger, explicit replacement, refusal
-of tampered files, rollback when the ledger fails, and the hardened read-only connection."""
+of tampered files, rollback when the ledger fails, and the hardened read-only connection.
+Loads while readers are open, concurrent loaders, crashes and the conversion of the old layout:
+``test_domain_live.py``."""
 
 from __future__ import annotations
 
@@ -93,9 +95,20 @@ def test_load_reports_tables_rows_versions_and_ledger_events(loaded, catalog, lo
     assert all(e["role"] == "authority" and e["details"]["replaces"] is None for e in events)
     assert json.loads((loaded.dir / "catalog.json").read_text(encoding="utf-8")) == catalog
     assert len(loaded.file_sha256()) == 64
-    assert loaded.dir.stat().st_mode & 0o777 == 0o700
-    assert loaded.path.stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in loaded.dir.iterdir()) == ["catalog.json", "domain.duckdb"]
+    assert loaded.path == loaded.dir / "manifest.json"
+    assert sorted(p.name for p in loaded.dir.iterdir()) == [
+        ".lock", "catalog.json", "datasets", "incoming", "manifest.json", "views"]
+    files = sorted(loaded.dir.glob("datasets/*/*.duckdb"))
+    assert [f.parent.name for f in files] == sorted(expected)  # one file per dataset
+    assert [f.stem for f in files] == [tables[f.parent.name].version.id for f in files]
+    assert [p.name for p in (loaded.dir / "views").iterdir()] == [f"{len(expected)}.duckdb"]
+    assert list((loaded.dir / "incoming").iterdir()) == []  # work directories are gone
+    assert all(e["details"]["store"] == f"datasets/{e['dataset']}/"
+               f"{tables[e['dataset']].version.id}.duckdb" for e in events)
+    # raw data readable by its owner only
+    for path in [loaded.dir, *loaded.dir.rglob("*")]:
+        want = 0o700 if path.is_dir() else 0o600
+        assert path.stat().st_mode & 0o777 == want, path
 
 
 def test_column_types_in_the_store_are_the_catalogs(loaded, catalog) -> None:
@@ -203,15 +216,26 @@ def ro(source: Path, tmp_path_factory: pytest.TempPathFactory):
 def test_readonly_connection_reads_with_its_limits(ro) -> None:
     assert ro.execute("SELECT count(*) FROM residents").fetchone()[0] == SCALE
     settings = dict(ro.execute(
-        "SELECT name, value FROM duckdb_settings() WHERE name IN ('access_mode', "
+        "SELECT name, value FROM duckdb_settings() WHERE name IN ("
         "'enable_external_access', 'autoload_known_extensions', 'autoinstall_known_extensions', "
-        "'lock_configuration', 'threads')").fetchall())
+        "'allow_community_extensions', 'allow_unsigned_extensions', 'allow_persistent_secrets', "
+        "'python_enable_replacements', 'lock_configuration', 'threads')").fetchall())
     assert settings == {
-        "access_mode": "read_only", "enable_external_access": "false",
+        "enable_external_access": "false",
         "autoload_known_extensions": "false", "autoinstall_known_extensions": "false",
+        "allow_community_extensions": "false", "allow_unsigned_extensions": "false",
+        "allow_persistent_secrets": "false", "python_enable_replacements": "false",
         "lock_configuration": "true", "threads": "1",
     }
     assert ro.execute("SELECT current_setting('memory_limit')").fetchone()[0].startswith("244")
+    # every database it reaches is a read-only file of the store: the views (the default)
+    # and one per dataset; the in-memory catalog a connection starts with is gone
+    attached = ro.execute("SELECT database_name, readonly, path FROM duckdb_databases() "
+                          "WHERE NOT internal ORDER BY database_name").fetchall()
+    assert [a[0] for a in attached] == sorted(
+        ["shuyu_domain"] + [f"shuyu_ds_{t}" for t in ro.snapshot.datasets])
+    assert all(readonly and path.endswith(".duckdb") for _, readonly, path in attached)
+    assert ro.execute("SELECT current_database()").fetchone()[0] == "shuyu_domain"
 
 
 DANGEROUS = [
@@ -242,16 +266,67 @@ DANGEROUS = [
     ("delete", "DELETE FROM residents"),
     ("drop", "DROP TABLE residents"),
     ("sqlite attach", "ATTACH '{tmp}/x.db' AS x (TYPE sqlite)"),
-    ("detach main", "DETACH DATABASE domain"),
+    ("detach main", "DETACH DATABASE shuyu_domain"),
+    # the files of the store cannot be written through the names they are attached under
+    ("create in a dataset's file", "CREATE TABLE shuyu_ds_residents.main.stolen AS SELECT 1"),
+    ("insert into a dataset's file",
+     "INSERT INTO shuyu_ds_households.main.households SELECT * FROM households"),
+    ("replace a view", "CREATE OR REPLACE VIEW residents AS SELECT * FROM households"),
+    ("drop a view", "DROP VIEW residents"),
+    ("create in the views", "CREATE TABLE shuyu_domain.main.stolen AS SELECT 1"),
+    ("the old in-memory catalog", "CREATE TABLE memory.main.stolen AS SELECT 1"),
+    # other files of the domain directory, and a new file beside a dataset's
+    ("read the manifest", "SELECT * FROM read_text('{domain}/manifest.json')"),
+    ("read the catalog", "SELECT * FROM read_json('{domain}/catalog.json')"),
+    ("list the domain directory", "SELECT * FROM glob('{domain}/*')"),
+    ("write beside a dataset", "COPY residents TO '{file}.csv'"),
+    ("another store file", "ATTACH '{other}' AS other (READ_ONLY)"),
 ]
+# Not refused here, as before this layout: DuckDB keeps the files it has attached, and its
+# temporary directory, readable when it disables external access (its ``allowed_paths`` and
+# ``allowed_directories``, which cannot be changed once external access is off). They hold
+# only what the plain names already give; the gateway refuses the statements (read_blob,
+# ATTACH, COPY, qualified names: tests/gateway/test_hostile_sql.py).
+
+
+@pytest.fixture(scope="module")
+def other_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real DuckDB file that is not part of the store."""
+    path = tmp_path_factory.mktemp("other") / "other.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE t AS SELECT 42 AS secret")
+    con.close()
+    return path
 
 
 @pytest.mark.parametrize("label, sql", DANGEROUS, ids=[d[0] for d in DANGEROUS])
-def test_readonly_connection_refuses(ro, source, tmp_path, label, sql) -> None:
+def test_readonly_connection_refuses(ro, source, tmp_path, other_db, label, sql) -> None:
+    domain = ro.snapshot.domain_dir
+    before = {p: p.stat().st_mtime_ns for p in domain.rglob("*") if p.is_file()}
     with pytest.raises(duckdb.Error):
-        ro.execute(sql.format(source=source, tmp=tmp_path)).fetchall()
+        ro.execute(sql.format(source=source, tmp=tmp_path, domain=domain,
+                              file=next(domain.glob("datasets/residents/*.duckdb")),
+                              other=other_db)).fetchall()
     assert list(tmp_path.iterdir()) == []  # nothing written: no leak.csv, export or other.duckdb
+    assert {p: p.stat().st_mtime_ns for p in domain.rglob("*") if p.is_file()} == before
     assert ro.execute("SELECT count(*) FROM residents").fetchone()[0] == SCALE
+    assert ro.execute("SELECT count(*) FROM main.households").fetchone()[0] > 0
+
+
+def test_attached_names_reach_only_what_the_plain_names_reach(ro) -> None:
+    """A dataset's attachment holds that dataset's table and nothing else (the views file
+    holds only views), so the attached names give no data the plain names do not: which
+    datasets a caller may read is the gateway's table allow-list, which refuses qualified
+    names (``tests/gateway/test_hostile_sql.py`` and ``test_domain_live.py``)."""
+    for name in ro.snapshot.datasets:
+        tables = ro.execute("SELECT schema_name, table_name FROM duckdb_tables() "
+                            "WHERE database_name = ?", [f"shuyu_ds_{name}"]).fetchall()
+        assert tables == [("main", name)]
+    views = ro.execute("SELECT view_name FROM duckdb_views() WHERE database_name = "
+                       "'shuyu_domain' AND NOT internal ORDER BY 1").fetchall()
+    assert [v[0] for v in views] == ro.snapshot.datasets
+    assert ro.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = "
+                      "'shuyu_domain'").fetchone()[0] == 0
 
 
 def test_readonly_connection_does_not_see_python_variables(ro) -> None:
@@ -263,9 +338,11 @@ def test_readonly_connection_does_not_see_python_variables(ro) -> None:
 def test_readonly_needs_an_existing_store(tmp_path) -> None:
     with pytest.raises(DomainError, match="no domain store at"):
         open_readonly(tmp_path / "nowhere")
-    DomainStore(tmp_path).path.write_bytes(b"")
     with pytest.raises(DomainError, match="threads must be at least 1"):
         open_readonly(tmp_path, threads=0)
+    (tmp_path / "manifest.json").write_text('{"format": "shuyu-domain/1", "generation": 1}')
+    with pytest.raises(DomainError, match="manifest.json is not a valid domain-store manifest"):
+        open_readonly(tmp_path)
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -300,14 +377,21 @@ def test_cli_generate_into_the_domain_store_then_refuse_reload(tmp_path) -> None
     assert [v["rows"] for v in history if v["dataset"] == "residents"] == [300, 400]
 
 
-def test_load_is_refused_while_the_gateway_holds_the_store(loaded, source, log) -> None:
+def test_load_goes_ahead_while_a_reader_holds_the_store(loaded, source, log) -> None:
     gateway = open_readonly(loaded.dir)
     try:
-        with pytest.raises(DomainError, match="cannot open the domain store .* for writing"):
-            loaded.load("residents", source / "residents.parquet", audit=log.append, replace=True)
+        loaded.load("residents", source / "households.parquet", audit=log.append, replace=True)
+        # the open connection keeps the state it was opened on
+        assert gateway.execute("SELECT count(*) FROM residents").fetchone()[0] == SCALE
     finally:
         gateway.close()
-    assert [v.current for v in loaded.versions("residents")] == [True]
+    assert [v.current for v in loaded.versions("residents")] == [False, True]
+    fresh = open_readonly(loaded.dir)
+    try:
+        assert fresh.execute("SELECT count(*) FROM residents").fetchone()[0] == pq_rows(
+            source / "households.parquet")
+    finally:
+        fresh.close()
 
 
 def test_cli_load_checks_hashes_and_keeps_the_store(tmp_path, source) -> None:
