@@ -63,6 +63,17 @@ CASES: list[tuple[str, str, str]] = [
     ("SELECT * FROM shuyu_meta.dataset_versions", "qualified_name", "qualified name"),
     ("SELECT credit_code FROM main.enterprises", "qualified_name", "qualified name"),
     ("SELECT * FROM domain.main.enterprises", "qualified_name", "qualified name"),
+    # the names the domain store's files are attached under (hub/domain/reader.py)
+    ("SELECT * FROM shuyu_domain.main.enterprises", "qualified_name", "qualified name"),
+    ("SELECT credit_code FROM shuyu_ds_enterprises.enterprises", "qualified_name",
+     "qualified name"),
+    ("SELECT count(*) FROM shuyu_ds_residents.main.residents", "qualified_name",
+     "qualified name"),
+    ("DETACH shuyu_ds_residents", "not_read_only", "DETACH"),
+    ("USE shuyu_ds_enterprises", "not_read_only", "USE"),
+    ("SELECT * FROM duckdb_databases()", "table_function", "system catalog"),
+    ("SELECT * FROM read_blob('/srv/domain/datasets/residents/x.duckdb')", "table_function",
+     "reads files"),
     ("SELECT * FROM sqlite_master", "no_authorization", "sqlite_master"),
     # parameters, reserved names, odd syntax
     ("SELECT $1", "syntax_not_allowed", "query parameter"),

@@ -7,6 +7,7 @@ the same service behind the hub.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 
 import pytest
@@ -113,6 +114,18 @@ def test_a_narrower_scope_is_checked_afresh(service, world, households_auth) -> 
         log.close()
     service.run(hana, sql)  # the whole scope again: the same grant, so its plan applies
     assert service.plans.hits == hits + 2
+
+
+def test_a_plan_is_not_reused_on_another_state_of_the_store(service, households_auth) -> None:
+    """The rewrite relies on facts about the data (unique keys); a load gives the store a new
+    state (``tests/hub/test_domain_live.py`` shows the facts change with it)."""
+    catalog = _UserCatalog(service.catalog, "hana", service.catalog.now())
+    with service.engine.snapshot() as snap:
+        checked = service.plans.check(JOIN, catalog, None, state=snap.state)
+        service.plans.prepare(checked, functools.partial(service.engine.entity_unique,
+                                                         snapshot=snap))
+        assert service.plans.check(JOIN, catalog, None, state=snap.state).prepared is not None
+    assert service.plans.check(JOIN, catalog, None, state="a later state").prepared is None
 
 
 def test_plans_are_per_user_and_refusals_are_never_remembered(service) -> None:
