@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from hub.domain import open_readonly
+import httpx
+import pyarrow.parquet as pq
+
+from hub.domain import DomainReader, open_readonly
 from tests.console.conftest import Account, BrowserSession, ledger_entries
 from tests.console.helpers import registration_form, residents_csv, upload, wait_analysed
+from tests.gateway.hubprocess import HubAdmin, RealHub
 from tests.gateway.world import World
 
 GOOD = dict(title="户籍人口（测试登记）", provider="昆明市公安局", grade="important",
@@ -77,6 +81,52 @@ def test_register_a_csv_dataset_end_to_end(session: BrowserSession, authority: A
     # the registered upload's files are gone; registering it again is refused
     again = session.post(f"uploads/{upload_id}/register", form)
     assert again.status_code == 409 and "registered" in again.text
+
+
+def test_registering_while_the_gateway_and_a_reader_hold_the_store(
+        session: BrowserSession, authority: Account, console_world: World,
+        console_hub: RealHub, console_admin: HubAdmin) -> None:
+    """Issue 6 on a running system: the hub's gateway has answered a query (so it holds the
+    domain store open) and a reader in this process is in the middle of a query while the
+    authority registers a dataset; both carry on, and see the new state on their next use."""
+    console_admin.create_user("alice")
+    console_admin.add_to_group("analysts", "alice")
+    token, _ = console_admin.create_token("alice", note="console test")
+    query = {"sql": "SELECT industry, count(*) AS n FROM enterprises GROUP BY industry "
+                    "ORDER BY industry", "authorization": console_world.authorizations["row"]}
+    gateway = httpx.Client(base_url=console_hub.gateway_url, timeout=60.0, trust_env=False,
+                           headers={"Authorization": f"token {token}"})
+    reader = DomainReader(console_world.settings.domain_dir, memory_limit="256MB", threads=1)
+    try:
+        first = gateway.post("queries", json=query)
+        assert first.status_code == 200, first.text
+        with reader.snapshot() as before:
+            cursor = before.cursor()
+            running = cursor.sql("SELECT * FROM residents").to_arrow_reader(100)
+            got = running.read_next_batch().num_rows
+            session.login(authority)
+            upload_id = upload(session, console_world.source / "water_use.parquet",
+                               "application/octet-stream")
+            form = registration_form(session, upload_id, **{
+                **GOOD, "name": "water_use_live", "title": "用水（运行中登记）",
+                "registration_code": "530100-GS-2026-0903"})
+            r = session.post(f"uploads/{upload_id}/register", form)
+            assert r.status_code == 200 and "数据集已载入数据域并登记" in r.text, r.text[:2000]
+            got += sum(batch.num_rows for batch in running)  # finished on its own state
+            assert got == domain_rows(console_world, "residents")
+            assert "water_use_live" not in before.datasets
+            cursor.close()
+        with reader.cursor() as cur:  # the next use sees the registered dataset
+            assert cur.execute("SELECT count(*) FROM water_use_live").fetchone()[0] == \
+                pq.ParquetFile(console_world.source / "water_use.parquet").metadata.num_rows
+        again = gateway.post("queries", json=query)  # the gateway moved on and still answers
+        assert again.status_code == 200, again.text
+        assert again.json()["result_sha256"] == first.json()["result_sha256"]
+    finally:
+        reader.close()
+        gateway.close()
+    loaded = [e for e in ledger_entries(console_world) if e["type"] == "dataset.loaded"]
+    assert loaded[-1]["dataset"] == "water_use_live" and loaded[-1]["actor"] == "zhang.wei"
 
 
 def test_parquet_upload_and_refused_files(session: BrowserSession, authority: Account,

@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 
 from hub.catalog.service import CatalogService
 from hub.catalog.storage import SqlAlchemyCatalogStore
-from hub.domain import open_readonly
+from hub.domain import DomainReader, open_readonly
 from hub.gateway.config import load_gateway_config
 from hub.gateway.engine import Engine
 from hub.gateway.identity import HubUser
@@ -133,15 +133,15 @@ def open_env(world: World, directory: Path, control_url: str | None = None,
         from release_review.dp.release import DpLane
 
         budgets = BudgetStore(control_url or f"sqlite:///{directory / 'control.db'}", log)
-        return DpLane(catalog, budgets, DpEngine(settings.domain_dir, memory_limit=DOMAIN_MEMORY,
-                                                 threads=DOMAIN_THREADS))
+        return DpLane(catalog, budgets, DpEngine(settings.domain_dir, reader))
 
+    # as open_service: one reader for the checks and the DP lane
+    reader = DomainReader(settings.domain_dir, memory_limit=DOMAIN_MEMORY,
+                          threads=DOMAIN_THREADS)
     service = ReleaseReviewService(
         store, catalog, log, ContentStore(directory / "quarantine"),
-        ContentStore(directory / "packages"),
-        lambda: open_readonly(settings.domain_dir, memory_limit=DOMAIN_MEMORY,
-                              threads=DOMAIN_THREADS),
-        dp_lane, Thresholds(), min_approvals)
+        ContentStore(directory / "packages"), reader.connect, dp_lane, Thresholds(),
+        min_approvals)
     env = ReviewEnv(world, directory, log, service, gateway, catalog)
-    env.closers += [log.close, catalog.close, engine.close, service.close]
+    env.closers += [log.close, catalog.close, engine.close, reader.close, service.close]
     return env
