@@ -44,7 +44,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bench.common import machine, results_dir
-from hub.domain import DomainStore, open_readonly
+from hub.domain import DomainReader, DomainStore, open_readonly
 from hub.synthetic.generate import Options, write_dataset_dir
 from ledger.log import Log, LogConfig, init_log
 from release_review.checks import identifiers, registry
@@ -136,12 +136,22 @@ def _artifact(path: Path) -> Artifact:
     return Artifact(path.name, media, path, hashlib.sha256(data).hexdigest(), len(data))
 
 
+_READERS: dict[Path, DomainReader] = {}
+
+
+def _reader(domain: Path) -> DomainReader:
+    """One reader per store, as the review service keeps one per process."""
+    if domain not in _READERS:
+        _READERS[domain] = DomainReader(domain, memory_limit="1GB", threads=2)
+    return _READERS[domain]
+
+
 def _context(base, domain, sources, paths, queries) -> CheckContext:
     return CheckContext(
         [_artifact(p) for p in paths], "bench", "bench-auth", sources,
         [AuthoredQuery(1 + i, q, (), (), "2026-01-01T00:00:00.000Z")
          for i, q in enumerate(queries)],
-        lambda: open_readonly(domain), [], Thresholds(max_rows=10_000_000),
+        _reader(domain).connect, [], Thresholds(max_rows=10_000_000),
         derived_dir=base / "derived")
 
 

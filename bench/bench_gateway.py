@@ -9,7 +9,8 @@ For each scale (default 1M and 10M rows of ``residents``), in one run:
 2. start a real JupyterHub (configurable-http-proxy, random loopback ports) that runs the gateway
    as its managed service, and make the analyst's hub API token through the hub's REST API; the
    gateway writes its per-query phase timings to a file (``timings_log``);
-3. for every query: time it directly in DuckDB (the store opened read-only, result fetched as
+3. for every query: time it directly in DuckDB (the store opened read-only with
+   ``hub.domain.open_readonly``, 2 threads and 2 GB as the gateway's engine; result fetched as
    Arrow) and through ``shuyu.Client.query(..., as_="arrow")`` (proxy, hub identity, policy,
    rewrite, gateway-computed group sizes, execution, paging, sha256, ledger append, pages
    fetched and verified), alternating, ``repeats`` times each; report medians, the ratio and
@@ -317,6 +318,7 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from shuyu import Client
 
+    from hub.domain import open_readonly
     from tests.gateway.hubprocess import RealHub
 
     data_dir, auth, setup = prepared_dir(base, scale, seed)
@@ -336,8 +338,7 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
         admin.close()
         pids = hub_processes(hub.process.pid)
         report["processes"] = sorted(pids)
-        direct = duckdb.connect(str(data_dir / "domain" / "domain.duckdb"), read_only=True,
-                                config={"threads": 2})
+        direct = open_readonly(data_dir / "domain", memory_limit="2GB", threads=2)
         with Client(hub.gateway_url, token, auth) as client:
             for table in ("residents", "households"):
                 report["rows"][table] = direct.sql(
