@@ -353,7 +353,7 @@ def test_cli_generate_into_the_domain_store_then_refuse_reload(tmp_path) -> None
     data_dir = tmp_path / "var"
     result = runner.invoke(cli, ["data", "generate", "--scale", "300", "--data-dir", str(data_dir)])
     assert result.exit_code == 1 and "shuyu ledger init" in result.output
-    assert not (data_dir / "domain" / "domain.duckdb").exists()
+    assert not (data_dir / "domain" / "manifest.json").exists()
 
     assert runner.invoke(cli, ["ledger", "init", "--data-dir", str(data_dir)]).exit_code == 0
     result = runner.invoke(cli, ["data", "generate", "--scale", "300", "--data-dir", str(data_dir)])
