@@ -133,6 +133,9 @@ def create_app(open_catalog: Callable[[], Any], prefix: str, oauth: HubOAuth | N
 
 
 def main() -> None:  # pragma: no cover - started by the hub
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
     import uvicorn
 
     from hub.catalog.service import open_catalog

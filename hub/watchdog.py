@@ -197,6 +197,9 @@ def _parse_docker_time(text: str | None) -> datetime | None:
 
 
 def main() -> None:
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
     import docker
 
     from hub.catalog.service import open_catalog

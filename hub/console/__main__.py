@@ -18,6 +18,9 @@ from ledger.exceptions import LedgerError
 
 
 def main() -> None:
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
     try:
         config = load_console_config()
         app = create_app(config)

@@ -20,6 +20,9 @@ from shuyu_server.settings import load_settings
 
 
 def main() -> None:
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
     settings = load_settings()
     url = urlsplit(os.environ.get("JUPYTERHUB_SERVICE_URL")
                    or f"http://{settings.ledger.host}:{settings.ledger.port}")

@@ -19,6 +19,9 @@ from release_review.web.main import create_app
 
 
 def main() -> None:
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
     try:
         config = load_review_config()
         app = create_app(config)

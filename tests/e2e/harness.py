@@ -53,6 +53,41 @@ def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return proc
 
 
+def children_of(pid: int) -> list[int]:
+    """The pids whose parent is `pid` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of `pids` that still run (zombies count as ended)."""
+    running = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
 @dataclass
 class SandboxNet:
     name: str
@@ -209,11 +244,18 @@ class SystemHub:
         raise RuntimeError(f"the system did not start in {START_TIMEOUT:.0f} s:\n"
                            f"{self.hub.log_tail()}")
 
-    def crash(self) -> None:
-        """SIGKILL the hub and everything it started (proxy, services): no clean-up runs."""
+    def crash(self) -> list[int]:
+        """SIGKILL the hub's process group: no clean-up runs. The managed services run in
+        sessions of their own; their pids are returned (they must end with the hub). The proxy
+        is left out: JupyterHub keeps it across hub restarts (the new hub takes it over or
+        replaces it through its pid file)."""
+        services: list[int] = []
         if self.hub.alive():
+            services = [p for p in children_of(self.hub.proc.pid)
+                        if b"configurable-http-proxy" not in _cmdline(p)]
             os.killpg(self.hub.proc.pid, signal.SIGKILL)
             self.hub.proc.wait(timeout=30)
+        return services
 
     def restarted(self) -> "SystemHub":
         """The same hub again (same data, ports, network and settings)."""

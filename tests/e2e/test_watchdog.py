@@ -5,6 +5,7 @@ back leaves no open-ended session."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from datetime import timedelta
 
 import docker
@@ -14,6 +15,7 @@ from hub.catalog.agreements import ScopeRequest
 from hub.catalog.enums import AccessMode, Role
 from hub.catalog.events import Actor
 from tests.e2e.conftest import System, login_and_spawn
+from tests.e2e.harness import alive
 from tests.gateway.world import AUTHORITY, OPERATOR
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
@@ -171,7 +173,14 @@ def test_a_sandbox_that_dies_while_the_hub_is_down_is_closed_after_restart(
     analyst = login_and_spawn(system, "alice")
     analyst.browser.close()
     session = system.entries_of("session.open", actor="alice")[-1]["session"]
-    system.hub.crash()
+    services = system.hub.crash()
+    assert services, "the hub had started no services"
+    deadline = time.monotonic() + 60
+    while alive(services):  # no orphans holding the ports and the old hub's state
+        assert time.monotonic() < deadline, "services outlived the hub: " + ", ".join(
+            Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            for p in alive(services))
+        time.sleep(0.5)
     client = docker.from_env()
     try:
         container = client.containers.get(f"{system.net.name}-sandbox-alice")
