@@ -8,7 +8,8 @@ and turns pydantic's errors into one message that names each bad or missing vari
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, TypeVar
+import sys
+from typing import Any, Callable, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, ValidationError, field_validator
@@ -96,3 +97,25 @@ class HubServiceConfig(BaseSettings):
             else:
                 problems.append(f"{name}: {err['msg']}")
         return problems
+
+
+def run_service(title: str, load_config: Callable[[], HubServiceConfig],
+                create_app: Callable[[Any], Any]) -> None:
+    """``python -m <service>`` as the hub starts it: end with the hub, build the app, serve it
+    where the config says; a configuration or startup refusal exits 2 with one line."""
+    import uvicorn
+
+    from ledger.exceptions import LedgerError
+    from shuyu_server.errors import ServiceError
+    from shuyu_server.lifecycle import end_with_hub
+
+    end_with_hub()
+    try:
+        config = load_config()
+        app = create_app(config)
+    except (ConfigError, ServiceError, LedgerError, OSError) as e:
+        print(f"error: the {title} cannot start: {e}", file=sys.stderr)
+        sys.exit(2)
+    host, port = config.bind
+    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                proxy_headers=False)

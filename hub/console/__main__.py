@@ -7,29 +7,13 @@ error when the configuration is incomplete.
 
 from __future__ import annotations
 
-import sys
-
-import uvicorn
-
-from hub.catalog.exceptions import CatalogError
-from hub.console.config import ConfigError, load_console_config
+from hub.console.config import load_console_config
 from hub.console.main import create_app
-from ledger.exceptions import LedgerError
+from hub.service_config import run_service
 
 
 def main() -> None:
-    from shuyu_server.lifecycle import end_with_hub
-
-    end_with_hub()
-    try:
-        config = load_console_config()
-        app = create_app(config)
-    except (ConfigError, CatalogError, LedgerError, OSError) as e:
-        print(f"error: the console cannot start: {e}", file=sys.stderr)
-        sys.exit(2)
-    host, port = config.bind
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                proxy_headers=False)
+    run_service("console", load_console_config, create_app)
 
 
 if __name__ == "__main__":

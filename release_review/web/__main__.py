@@ -7,30 +7,13 @@ Exits with a one-line error when the configuration is incomplete.
 
 from __future__ import annotations
 
-import sys
-
-import uvicorn
-
-from hub.catalog.exceptions import CatalogError
-from ledger.exceptions import LedgerError
-from release_review.exceptions import ReleaseError
-from release_review.web.config import ConfigError, load_review_config
+from release_review.web.config import load_review_config
 from release_review.web.main import create_app
+from hub.service_config import run_service
 
 
 def main() -> None:
-    from shuyu_server.lifecycle import end_with_hub
-
-    end_with_hub()
-    try:
-        config = load_review_config()
-        app = create_app(config)
-    except (ConfigError, CatalogError, LedgerError, ReleaseError, OSError) as e:
-        print(f"error: the review service cannot start: {e}", file=sys.stderr)
-        sys.exit(2)
-    host, port = config.bind
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                proxy_headers=False)
+    run_service("review service", load_review_config, create_app)
 
 
 if __name__ == "__main__":
