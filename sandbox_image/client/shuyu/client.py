@@ -17,7 +17,13 @@ import httpx
 import pyarrow as pa
 
 from shuyu import _environment
-from shuyu.errors import GatewayUnavailable, ResultIntegrityError, ShuyuError, error_for
+from shuyu.errors import (
+    ResultIntegrityError,
+    ShuyuError,
+    error_for,
+    problem,
+    send,
+)
 from shuyu.progress import page_progress
 
 Frame = Literal["pandas", "polars", "arrow"]
@@ -113,18 +119,9 @@ class Client:
     # --- HTTP -----------------------------------------------------------------------------
 
     def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise GatewayUnavailable(f"cannot reach the query gateway: {e}",
-                                     "unreachable") from None
+        response = send(self._http, "query gateway", method, path, **kw)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                code, reason = body.get("code", "error"), body.get("reason") or str(body)
-            except ValueError:
-                code, reason = "error", response.text[:500] or response.reason_phrase
-            raise error_for(response.status_code, code, reason)
+            raise error_for(response.status_code, *problem(response))
         return response
 
     # --- datasets -------------------------------------------------------------------------

@@ -7,6 +7,10 @@ the HTTP status, when there was one.
 
 from __future__ import annotations
 
+from typing import Any
+
+import httpx
+
 
 class ShuyuError(Exception):
     """Base class of every error raised by ``shuyu``."""
@@ -51,3 +55,21 @@ def error_for(status: int, code: str, reason: str) -> ShuyuError:
     if status in (502, 503, 504):
         return GatewayUnavailable(reason, code, status)
     return QueryFailed(reason, code, status)
+
+
+def send(http: httpx.Client, service: str, method: str, path: str,
+         **kw: Any) -> httpx.Response:
+    """One request to a platform service; `GatewayUnavailable` if it cannot be reached."""
+    try:
+        return http.request(method, path, **kw)
+    except httpx.HTTPError as e:
+        raise GatewayUnavailable(f"cannot reach the {service}: {e}", "unreachable") from None
+
+
+def problem(response: httpx.Response) -> tuple[str, str]:
+    """(code, reason) of a service's error answer, JSON or not."""
+    try:
+        body = response.json()
+        return body.get("code", "error"), body.get("reason") or str(body)
+    except ValueError:
+        return "error", response.text[:500] or response.reason_phrase

@@ -32,7 +32,13 @@ from typing import Any, Iterator
 
 import httpx
 
-from shuyu.errors import ConfigurationError, GatewayUnavailable, ShuyuError, error_for
+from shuyu.errors import (
+    ConfigurationError,
+    ShuyuError,
+    error_for,
+    problem,
+    send,
+)
 
 ALLOWED = {".csv", ".parquet", ".png", ".json", ".txt", ".md", ".markdown", ".html", ".htm"}
 REVIEW_URL = "SHUYU_REVIEW_URL"
@@ -120,17 +126,9 @@ class ReleaseClient:
         self._http.close()
 
     def _request(self, method: str, path: str, **kw: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.HTTPError as e:
-            raise GatewayUnavailable(f"cannot reach the review service: {e}",
-                                     "unreachable") from None
+        response = send(self._http, "review service", method, path, **kw)
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                code, reason = body.get("code", "error"), body.get("reason") or str(body)
-            except ValueError:
-                code, reason = "error", response.text[:500] or response.reason_phrase
+            code, reason = problem(response)
             if response.status_code in (403, 409, 422, 429) or code in ("invalid_input",):
                 raise ReleaseRefused(reason, code, response.status_code)
             if response.status_code == 400:
