@@ -21,8 +21,7 @@ first use (``create()``, idempotent, concurrent callers take turns on PostgreSQL
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -94,12 +93,6 @@ class SqlAlchemyReviewStore(SqlLedgeredStore):
     ledger: "LedgerSink"
 
     # --- reads ---------------------------------------------------------------------------
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._read() as s:
-            yield s
-            s.rollback()
 
     def get_request(self, request_id: str) -> ReleaseRequest | None:
         with self._session() as s:

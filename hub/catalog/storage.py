@@ -158,6 +158,12 @@ class SqlLedgeredStore:
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": self.schema_lock})
             self.metadata.create_all(conn)
 
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A read session: one transaction (one snapshot on PostgreSQL), nothing written."""
+        with self._read() as session, session.begin():
+            yield session
+
     def close(self) -> None:
         self.writer.dispose()
         if self.reader is not self.writer:
@@ -172,11 +178,6 @@ class SqlAlchemyCatalogStore(SqlLedgeredStore):
     ledger: "LedgerSink"
 
     # --- reads ---------------------------------------------------------------------------
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._read() as session, session.begin():
-            yield session
 
     def get_provider(self, name: str) -> ProviderRecord | None:
         with self._session() as s:
