@@ -13,21 +13,22 @@ import re
 from datetime import datetime, timezone
 from typing import Any
 
+import orjson
 import rfc8785
 
 from ledger.exceptions import EntryError
 
 ENTRY_VERSION = 1
 MAX_ENTRY_BYTES = 65535  # tlog-tiles entry bundles prefix each entry with a uint16 length
-TYPE_PATTERN = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
-AT_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
+# (used with fullmatch: `$` would let a trailing newline through, `\d` any script's digits)
+TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*")
+AT_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z")
 SUBJECT_KEYS = ("authorization", "dataset", "release", "session", "operator")
 
 
 def utc_now_ms() -> str:
     """The current UTC time as RFC 3339 with milliseconds, e.g. 2026-11-23T08:15:02.120Z."""
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def prepare_entry(obj: Any, at: str | None = None) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def prepare_entry(obj: Any, at: str | None = None) -> dict[str, Any]:
         raise EntryError(f"an entry must be a JSON object, not {type(obj).__name__}")
     entry = dict(obj)
     kind = entry.get("type")
-    if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
+    if not isinstance(kind, str) or not TYPE_PATTERN.fullmatch(kind):
         raise EntryError(
             f"entry needs a 'type' of dotted lowercase nouns (like 'session.open'), got {kind!r}"
         )
@@ -47,7 +48,7 @@ def prepare_entry(obj: Any, at: str | None = None) -> dict[str, Any]:
         entry["at"] = at or utc_now_ms()
         if at is None:
             return _check_details(entry)
-    if not isinstance(entry["at"], str) or not AT_PATTERN.match(entry["at"]):
+    if not isinstance(entry["at"], str) or not AT_PATTERN.fullmatch(entry["at"]):
         raise EntryError(f"entry 'at' must be UTC RFC 3339 with milliseconds, got {entry['at']!r}")
     try:
         datetime.fromisoformat(entry["at"][:-1])
@@ -66,33 +67,43 @@ _MAX_SAFE_INT = 2**53 - 1
 
 
 def _plain(value: Any) -> bool:
-    """True when `json.dumps(sort_keys=True)` writes exactly the RFC 8785 bytes of `value`.
+    """True when `orjson.dumps(OPT_SORT_KEYS)` writes exactly the RFC 8785 bytes of `value`.
 
     That holds for objects made of strings, safe integers, booleans, null, lists and objects
     whose keys sort the same by code point as by UTF-16 code unit (no key character at or above
-    U+D800). Floats, big integers and such keys take the full RFC 8785 path.
+    U+D800). Floats, big integers and such keys take the full RFC 8785 path. (Exact types are
+    checked first: this runs on every event the services append.)
     """
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):
+                return False
+            if type(v) is not str and not _plain(v):
+                return False
+        return True
+    if kind is list:
+        return all(_plain(v) for v in value)
+    if isinstance(value, bool | str):  # subclasses (enums)
         return True
     if isinstance(value, int):
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
     if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str) or (k and max(k) >= "\ud800") or not _plain(v):
-                return False
-        return True
+        return _plain(dict(value))
     if isinstance(value, list):
-        return all(_plain(v) for v in value)
+        return _plain(list(value))
     return False
 
 
 def _dumps(entry: dict[str, Any]) -> bytes:
     if _plain(entry):
         try:
-            return json.dumps(
-                entry, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-            ).encode("utf-8")
-        except UnicodeEncodeError:
+            return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:
             pass  # a lone surrogate: let the full path explain it
     return rfc8785.dumps(entry)
 

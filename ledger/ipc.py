@@ -25,9 +25,8 @@ recorded), and the client fails that caller's request only and sends the others 
 from __future__ import annotations
 
 import os
-import queue
+import selectors
 import socket
-import socketserver
 import struct
 import threading
 import time
@@ -70,18 +69,6 @@ def encode_request(request_id: int, entries: Sequence[bytes]) -> bytes:
     return _HEAD.pack(b"A", request_id, len(entries), len(body)) + body
 
 
-def read_request(f: BinaryIO) -> tuple[int, list[bytes]]:
-    """One request frame: (id, entries). Raises LedgerError if the frame itself is malformed."""
-    tag, request_id, count, size = _HEAD.unpack(_read_exact(f, _HEAD.size))
-    if tag != b"A":
-        raise LedgerError(f"unknown request tag {tag!r}")
-    if count == 0 or count > MAX_REQUEST_ENTRIES:
-        raise LedgerError(f"a request carries 1 to {MAX_REQUEST_ENTRIES} entries, not {count}")
-    if size > MAX_REQUEST_BYTES:
-        raise LedgerError(f"a request of {size} bytes is larger than {MAX_REQUEST_BYTES}")
-    return request_id, split_body(_read_exact(f, size), count)
-
-
 def split_body(body: bytes, count: int) -> list[bytes]:
     """The entries of a request body (count × (u32 length, bytes)), checked to fill it exactly."""
     out = []
@@ -104,10 +91,14 @@ def split_body(body: bytes, count: int) -> list[bytes]:
 
 
 class SequencerServer:
-    """Serves the socket.
+    """Serves the socket from one thread (a selector loop over every connection).
 
     `prepare(entries)` checks one request's entries and returns what `submit` takes (raising
-    EntryError for a bad entry); `submit(prepared)` returns a future of the first index.
+    EntryError for a bad entry); `submit(prepared)` returns a future of the first index. Answers
+    come back from the committing thread through a queue and a wake-up socket; the loop writes
+    them out. One thread for every connection keeps the sequencer's Python work off the GIL of
+    the thread that commits (a thread per connection made the committer wait for the GIL after
+    each database call).
     """
 
     def __init__(self, path: Path, submit: Callable[[Any], "Future[int]"],
@@ -115,80 +106,268 @@ class SequencerServer:
         self.path = path
         self.submit = submit
         self.prepare = prepare
-        outer = self
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                outer._serve(self.request)
-
-        class Server(socketserver.ThreadingUnixStreamServer):
-            daemon_threads = True
-            request_queue_size = 256  # many appender processes may connect at once
-
-        self._server_cls = Server
-        self._handler_cls = Handler
-        self.server: socketserver.ThreadingUnixStreamServer | None = None
         self.thread: threading.Thread | None = None
+        self._listener: socket.socket | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._wake_r: socket.socket | None = None
+        self._wake_w: socket.socket | None = None
+        self._woken = False
+        self._stopping = False
+        self._replies: deque[tuple[_Connection, bytes]] = deque()
+        self._conns: set[_Connection] = set()
 
     def start(self) -> None:
         """Bind the socket (replacing a stale one) and serve in a background thread."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists() or self.path.is_symlink():
             self.path.unlink()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
         try:
-            self.server = self._server_cls(str(self.path), self._handler_cls)
+            listener.bind(str(self.path))
+        except BaseException:
+            listener.close()
+            raise
         finally:
             os.umask(old)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, name="ledger-sequencer-socket", daemon=True
-        )
+        listener.listen(256)  # many appender processes may connect at once
+        listener.setblocking(False)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, _ACCEPT)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, _WAKE)
+        self._listener = listener
+        self._stopping = False
+        self.thread = threading.Thread(target=self._loop, name="ledger-sequencer-socket",
+                                       daemon=True)
         self.thread.start()
 
     def stop(self) -> None:
-        if self.server is None:
+        if self.thread is None:
             return
-        self.server.shutdown()
-        self.server.server_close()
-        self.server = None
+        self._stopping = True
+        self._wake()
+        self.thread.join(10)
+        self.thread = None
         try:
             self.path.unlink()
         except FileNotFoundError:
             pass
 
-    def _serve(self, sock: socket.socket) -> None:
-        """Read requests from one connection; a writer thread sends the answers as they come."""
-        out: queue.SimpleQueue = queue.SimpleQueue()
-        slots = threading.BoundedSemaphore(MAX_INFLIGHT)
-        writer = threading.Thread(target=_write_replies, args=(sock, out), daemon=True)
-        writer.start()
-        rfile = sock.makefile("rb", buffering=1 << 16)
+    # --- the loop (one thread) ---------------------------------------------------------------
+
+    def _loop(self) -> None:
+        assert self._selector is not None
         try:
-            while True:
-                try:
-                    request_id, entries = read_request(rfile)
-                except (ConnectionError, OSError, ValueError):
-                    return
-                except LedgerError as e:
-                    out.put(_ERR_frame(0, str(e)))
-                    return
-                slots.acquire()
-                try:
-                    prepared = self.prepare(entries)
-                    fut = self.submit(prepared)
-                except BadEntryError as e:
-                    slots.release()
-                    out.put(_ERR_frame(request_id, f"EntryError@{e.position}: {e}"))
-                    continue
-                except Exception as e:  # noqa: BLE001 - refused before queueing: tell the client
-                    slots.release()
-                    out.put(_ERR_frame(request_id, f"{type(e).__name__}: {e}"))
-                    continue
-                fut.add_done_callback(_replier(request_id, out, slots))
+            while not self._stopping:
+                for key, mask in self._selector.select():
+                    if key.data is _ACCEPT:
+                        self._accept()
+                    elif key.data is _WAKE:
+                        self._drain_wake()
+                    else:
+                        conn = key.data
+                        if mask & selectors.EVENT_WRITE:
+                            self._flush(conn)
+                        if mask & selectors.EVENT_READ and not conn.closed:
+                            self._read(conn)
+                self._deliver()
         finally:
-            out.put(None)
-            writer.join(5)
-            rfile.close()
+            for conn in list(self._conns):
+                self._close(conn)
+            for s in (self._listener, self._wake_r, self._wake_w):
+                if s is not None:
+                    s.close()
+            self._selector.close()
+
+    def _accept(self) -> None:
+        assert self._listener is not None and self._selector is not None
+        while True:
+            try:
+                sock, _ = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            sock.setblocking(False)
+            conn = _Connection(sock)
+            self._conns.add(conn)
+            self._selector.register(sock, selectors.EVENT_READ, conn)
+            conn.events = selectors.EVENT_READ
+
+    def _read(self, conn: "_Connection") -> None:
+        try:
+            data = conn.sock.recv(1 << 18)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self._close(conn)
+            return
+        if not data:
+            conn.eof = True
+        else:
+            conn.inbuf += data
+            self._parse(conn)
+        self._update(conn)
+
+    def _parse(self, conn: "_Connection") -> None:
+        """Take every complete request from the connection's buffer (while it has slots)."""
+        buf = conn.inbuf
+        pos = 0
+        while conn.inflight < MAX_INFLIGHT and not conn.fatal and len(buf) - pos >= _HEAD.size:
+            tag, request_id, count, size = _HEAD.unpack_from(buf, pos)
+            problem = _header_problem(tag, count, size)
+            if problem is None and len(buf) - pos - _HEAD.size < size:
+                break  # the rest of this request has not arrived yet
+            if problem is None:
+                start = pos + _HEAD.size
+                try:
+                    entries = split_body(bytes(buf[start : start + size]), count)
+                except LedgerError as e:
+                    problem = str(e)
+                pos = start + size
+            if problem is not None:  # a malformed frame: answer and close the connection
+                conn.out += _ERR_frame(0, problem)
+                conn.fatal = True
+                break
+            self._handle(conn, request_id, entries)
+        del buf[:pos]
+
+    def _handle(self, conn: "_Connection", request_id: int, entries: list[bytes]) -> None:
+        try:
+            fut = self.submit(self.prepare(entries))
+        except BadEntryError as e:
+            conn.out += _ERR_frame(request_id, f"EntryError@{e.position}: {e}")
+            return
+        except Exception as e:  # noqa: BLE001 - refused before queueing: tell the client
+            conn.out += _ERR_frame(request_id, f"{type(e).__name__}: {e}")
+            return
+        conn.inflight += 1
+        fut.add_done_callback(lambda f: self._answered(conn, request_id, f))
+
+    def _answered(self, conn: "_Connection", request_id: int, fut: "Future[int]") -> None:
+        """Runs in the committing thread: queue the answer for the loop and wake it."""
+        try:
+            frame = _OK.pack(b"K", request_id, fut.result())
+        except Exception as e:  # noqa: BLE001 - reported to the appender
+            frame = _ERR_frame(request_id, f"{type(e).__name__}: {e}")
+        self._replies.append((conn, frame))
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._woken or self._wake_w is None:
+            return
+        self._woken = True
+        try:
+            self._wake_w.send(b"w")
+        except (BlockingIOError, OSError):
+            pass  # the loop is already awake with bytes to read, or stopped
+
+    def _drain_wake(self) -> None:
+        assert self._wake_r is not None
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _deliver(self) -> None:
+        """Write out the answers the committing thread queued; reopen connections with slots."""
+        self._woken = False
+        touched: dict[_Connection, None] = {}
+        while self._replies:
+            conn, frame = self._replies.popleft()
+            conn.inflight -= 1
+            if not conn.closed:
+                conn.out += frame
+                touched[conn] = None
+        for conn in touched:
+            if conn.inbuf and not conn.fatal:
+                self._parse(conn)  # requests held back while the connection had no slot
+            self._flush(conn)
+            self._update(conn)
+
+    def _flush(self, conn: "_Connection") -> None:
+        while conn.out and not conn.closed:
+            try:
+                sent = conn.sock.send(conn.out)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self._close(conn)
+                return
+            del conn.out[:sent]
+        self._update(conn)
+
+    def _update(self, conn: "_Connection") -> None:
+        """Watch the connection for what it can do now, or close it when it is finished."""
+        if conn.closed:
+            return
+        if not conn.out and (conn.fatal or (conn.eof and conn.inflight == 0)):
+            self._close(conn)
+            return
+        events = 0
+        if not conn.eof and not conn.fatal and conn.inflight < MAX_INFLIGHT:
+            events |= selectors.EVENT_READ
+        if conn.out:
+            events |= selectors.EVENT_WRITE
+        if events == conn.events:
+            return
+        assert self._selector is not None
+        if conn.events and events:
+            self._selector.modify(conn.sock, events, conn)
+        elif events:
+            self._selector.register(conn.sock, events, conn)
+        else:
+            self._selector.unregister(conn.sock)
+        conn.events = events
+
+    def _close(self, conn: "_Connection") -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._conns.discard(conn)
+        if conn.events and self._selector is not None:
+            self._selector.unregister(conn.sock)
+        conn.events = 0
+        conn.out.clear()
+        try:
+            conn.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        conn.sock.close()
+
+
+_ACCEPT = object()
+_WAKE = object()
+
+
+class _Connection:
+    """One appender's connection as the server loop sees it."""
+
+    __slots__ = ("sock", "inbuf", "out", "inflight", "eof", "fatal", "closed", "events")
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.inbuf = bytearray()
+        self.out = bytearray()
+        self.inflight = 0  # requests queued at the sequencer and not yet answered
+        self.eof = False  # the appender closed its side
+        self.fatal = False  # a malformed frame: answer, then close
+        self.closed = False
+        self.events = 0
+
+
+def _header_problem(tag: bytes, count: int, size: int) -> str | None:
+    if tag != b"A":
+        return f"unknown request tag {tag!r}"
+    if count == 0 or count > MAX_REQUEST_ENTRIES:
+        return f"a request carries 1 to {MAX_REQUEST_ENTRIES} entries, not {count}"
+    if size > MAX_REQUEST_BYTES:
+        return f"a request of {size} bytes is larger than {MAX_REQUEST_BYTES}"
+    return None
 
 
 def _ERR_frame(request_id: int, message: str) -> bytes:  # noqa: N802 - a frame constructor
@@ -196,49 +375,15 @@ def _ERR_frame(request_id: int, message: str) -> bytes:  # noqa: N802 - a frame 
     return _ERR.pack(b"E", request_id, len(data)) + data
 
 
-def _replier(request_id: int, out: queue.SimpleQueue, slots: threading.BoundedSemaphore):
-    def done(fut: "Future[int]") -> None:
-        slots.release()
-        try:
-            out.put(_OK.pack(b"K", request_id, fut.result()))
-        except Exception as e:  # noqa: BLE001 - reported to the appender
-            out.put(_ERR_frame(request_id, f"{type(e).__name__}: {e}"))
-
-    return done
-
-
-def _write_replies(sock: socket.socket, out: queue.SimpleQueue) -> None:
-    while True:
-        frame = out.get()
-        if frame is None:
-            break
-        frames = [frame]
-        while True:  # send what is ready in one write
-            try:
-                nxt = out.get_nowait()
-            except queue.Empty:
-                break
-            if nxt is None:
-                out.put(None)
-                break
-            frames.append(nxt)
-        try:
-            sock.sendall(b"".join(frames))
-        except OSError:
-            break
-    try:
-        sock.shutdown(socket.SHUT_RDWR)
-    except OSError:
-        pass
-
-
 class SequencerClient:
     """One connection to the sequencer, pipelined.
 
-    `submit(entries)` queues a request and returns a future of its first index; a sender thread
-    packs everything queued (up to `max_entries` entries) into one request frame and keeps at most
-    `window` frames unanswered; a receiver thread resolves the futures. If the connection is
-    lost, every unanswered request fails with LedgerUnavailable and `broken` becomes true.
+    `submit(entries)` queues a request and returns a future of its first index. Frames are
+    written by whichever thread finds work and window space first: the submitting thread itself
+    when the connection is idle (no hand-off to another thread on the way out), otherwise the
+    receiver thread as answers free the window. Each frame packs everything queued (up to
+    `max_entries` entries); at most `window` frames are unanswered at once. If the connection
+    is lost, every unanswered request fails with LedgerUnavailable and `broken` becomes true.
     """
 
     def __init__(self, path: Path, max_entries: int = 256, window: int = 4):
@@ -250,13 +395,10 @@ class SequencerClient:
         self._inflight: dict[int, list[tuple[int, list[bytes], Future]]] = {}
         self._next_id = 1
         self._closed = False
-        self._sender_waiting = False
+        self._sending = False  # a thread is writing frames (only one at a time)
         self.broken: BaseException | None = None
-        self._sender = threading.Thread(target=self._send_loop, name="ledger-client-send",
-                                        daemon=True)
         self._receiver = threading.Thread(target=self._recv_loop, name="ledger-client-recv",
                                           daemon=True)
-        self._sender.start()
         self._receiver.start()
 
     def submit(self, entries: Sequence[bytes]) -> "Future[int]":
@@ -267,24 +409,44 @@ class SequencerClient:
             if self._closed:
                 raise LedgerUnavailable("the ledger appender is closed")
             self._pending.append((list(entries), fut))
-            if self._sender_waiting:
-                self._cond.notify_all()
+            send = self._claim_sending()
+        if send:
+            self._pump()
         return fut
 
     def commit(self, entries: list[bytes]) -> int:
         """Send one request and wait until it is durable; return its first index."""
         return self.submit(entries).result()
 
-    def _take_frame(self) -> tuple[int, list[bytes]] | None:
-        """Under the lock: wait for work and window space, then take one frame's requests."""
+    def _claim_sending(self) -> bool:
+        """Under the lock: become the writing thread if there is work, space and no writer."""
+        if self._sending or not self._pending or len(self._inflight) >= self.window:
+            return False
+        self._sending = True
+        return True
+
+    def _pump(self) -> None:
+        """Write frames while there is work and window space (the caller claimed sending)."""
         while True:
-            if self.broken is not None or (self._closed and not self._pending):
-                return None
-            if self._pending and len(self._inflight) < self.window:
-                break
-            self._sender_waiting = True
-            self._cond.wait()
-            self._sender_waiting = False
+            with self._cond:
+                frame = self._take_frame()
+                if frame is None:
+                    self._sending = False
+                    return
+            request_id, entries = frame
+            try:
+                self.sock.sendall(encode_request(request_id, entries))
+            except OSError as e:
+                with self._cond:
+                    self._sending = False
+                self._fail(e)
+                return
+
+    def _take_frame(self) -> tuple[int, list[bytes]] | None:
+        """Under the lock: one frame's requests, or None without work or window space."""
+        if (self.broken is not None or not self._pending
+                or len(self._inflight) >= self.window):
+            return None
         entries: list[bytes] = []
         parts: list[tuple[int, list[bytes], Future]] = []
         while self._pending:
@@ -298,19 +460,6 @@ class SequencerClient:
         self._next_id = (self._next_id + 1) & 0xFFFF_FFFF or 1
         self._inflight[request_id] = parts
         return request_id, entries
-
-    def _send_loop(self) -> None:
-        while True:
-            with self._cond:
-                frame = self._take_frame()
-            if frame is None:
-                return
-            request_id, entries = frame
-            try:
-                self.sock.sendall(encode_request(request_id, entries))
-            except OSError as e:
-                self._fail(e)
-                return
 
     def _recv_loop(self) -> None:
         rfile = self.sock.makefile("rb", buffering=1 << 14)
@@ -340,6 +489,9 @@ class SequencerClient:
         with self._cond:
             parts = self._inflight.pop(request_id, None)
             self._cond.notify_all()
+            send = self._claim_sending()
+        if send:  # the window has room again: send what queued meanwhile before anything else
+            self._pump()
         if parts is None:
             self._fail(LedgerUnavailable(f"the sequencer answered unknown request {request_id}"))
             return
@@ -360,6 +512,9 @@ class SequencerClient:
             retry = [(items, fut) for k, (_, items, fut) in enumerate(parts) if k not in bad]
             self._pending.extendleft(reversed(retry))
             self._cond.notify_all()
+            send = self._claim_sending()
+        if send:
+            self._pump()
         for k in bad:
             offset, _, fut = parts[k]
             fut.set_exception(EntryError(f"entry {position - offset} of the request: {message}"))

@@ -13,7 +13,6 @@ A bad entry raises `EntryError` and appends nothing.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import threading
 from concurrent.futures import Future
@@ -21,6 +20,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
+import orjson
 
 from ledger.batching import GroupCommitter
 from ledger.checkpoint import open_checkpoint, parse_checkpoint
@@ -81,11 +82,11 @@ _KNOWN_TYPES: set[str] = set()  # types already checked (there are few; the chec
 
 def _meta(kind: Any, at: Any, actor: Any) -> EntryMeta:
     if type(kind) is not str or kind not in _KNOWN_TYPES:
-        if not isinstance(kind, str) or not TYPE_PATTERN.match(kind):
+        if not isinstance(kind, str) or not TYPE_PATTERN.fullmatch(kind):
             raise EntryError(f"entry needs a 'type' of dotted lowercase nouns, got {kind!r}")
         if len(_KNOWN_TYPES) < 4096:
             _KNOWN_TYPES.add(kind)
-    if not isinstance(at, str) or not AT_PATTERN.match(at):
+    if not isinstance(at, str) or not AT_PATTERN.fullmatch(at):
         raise EntryError(f"entry 'at' must be UTC RFC 3339 with milliseconds, got {at!r}")
     return EntryMeta(kind[:120], at, str(actor)[:200] if actor else None)
 
@@ -101,20 +102,37 @@ def entry_meta(data: bytes) -> EntryMeta:
     if len(data) > MAX_ENTRY_BYTES:
         raise EntryError(f"entry is {len(data)} bytes, the limit is {MAX_ENTRY_BYTES}")
     try:
-        obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+        obj = orjson.loads(data)  # (4-5x json.loads; stricter: no NaN, no invalid UTF-8)
+    except orjson.JSONDecodeError:
         raise EntryError("entry is not JSON") from None
-    if not isinstance(obj, dict):
+    if type(obj) is not dict:
         raise EntryError(f"an entry must be a JSON object, not {type(obj).__name__}")
     return _meta(obj.get("type"), obj.get("at"), obj.get("actor"))
 
 
 def prepare_rows(entries: list[bytes]) -> list[Row]:
-    """Check one request's entries (all or nothing) and pair each with its filter columns."""
-    rows = []
+    """Check one request's entries (all or nothing) and pair each with its filter columns.
+
+    The sequencer runs this on every entry it receives, so the usual case (bytes of a JSON
+    object whose type was seen before and whose time is well-formed) is checked inline; anything
+    else goes through `entry_meta`, which names what is wrong.
+    """
+    rows: list[Row] = []
+    append, loads, known, at_ok = rows.append, orjson.loads, _KNOWN_TYPES, AT_PATTERN.fullmatch
     for i, data in enumerate(entries):
+        if type(data) is bytes and len(data) <= MAX_ENTRY_BYTES:
+            try:
+                obj = loads(data)
+            except orjson.JSONDecodeError:
+                raise BadEntryError("entry is not JSON", i) from None
+            if type(obj) is dict:
+                kind, at = obj.get("type"), obj.get("at")
+                if type(kind) is str and kind in known and type(at) is str and at_ok(at):
+                    actor = obj.get("actor")
+                    append((data, EntryMeta(kind[:120], at, str(actor)[:200] if actor else None)))
+                    continue
         try:
-            rows.append((data, entry_meta(data)))
+            append((data, entry_meta(data)))
         except EntryError as e:
             raise BadEntryError(str(e), i) from None
     return rows

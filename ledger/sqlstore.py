@@ -4,9 +4,10 @@ Tables (SQLAlchemy Core; SQLite by default, PostgreSQL by URL):
 - ``ledger_entries``: index, the exact leaf bytes, their leaf hash, and a few columns copied out of
   the entry for filtering (type, at, actor). The bytes are re-hashed whenever they are read for
   verification or export;
-- ``ledger_nodes``: the hash of every complete subtree above the leaves, keyed by (level, n);
-  together with the leaf hashes these are Go tlog's "stored hashes", just under two per entry, so
-  any proof needs O(log n) reads;
+- ``ledger_nodes``: the hash of every complete subtree of more than 8 leaves, keyed by (level, n);
+  with the leaf hashes these are Go tlog's "stored hashes" minus the three lowest node levels
+  (about 1.125 per entry instead of 2), which proofs rebuild from at most 8 leaf hashes, so any
+  proof needs one read of O(log n) rows;
 - ``ledger_state``: one row, the log's origin and verifier key and the current size and root;
 - ``ledger_checkpoints``: every checkpoint the log signed (one per batch), with its note;
 - ``ledger_cosignatures``: witness cosignature lines for those checkpoints;
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from itertools import chain
 from hashlib import sha256
 from pathlib import Path
 from typing import Iterator, NamedTuple, Sequence
@@ -63,7 +65,7 @@ from ledger.exceptions import (
     LedgerUnavailable,
     ProofError,
 )
-from ledger.hashing import EMPTY_ROOT
+from ledger.hashing import EMPTY_ROOT, node_hash
 from ledger.note import Signer, parse_signature_line
 from ledger.proofs import Coord, prove_consistency, prove_inclusion, tree_hash, verify_consistency
 from ledger.tree import CompactRange, right_edge_coords
@@ -71,6 +73,17 @@ from ledger.tree import CompactRange, right_edge_coords
 _BigInt = BigInteger().with_variant(Integer, "sqlite")
 PG_LOCK_KEY = 0x5348_5559_4C45_4447 & 0x7FFF_FFFF_FFFF_FFFF  # "SHUYLEDG"
 SQLITE_CACHE_KIB = 65536  # page cache of the writer: keeps the upper index levels of a big log hot
+
+# Subtrees of up to 2**DERIVED_LEVELS leaves are not stored: a proof that needs one reads its
+# (at most 8) leaf hashes in the same statement and hashes them, so every proof still takes one
+# read of O(log n) rows, and the store writes about 1/8 of a node row per entry instead of one.
+DERIVED_LEVELS = 3
+
+
+def stores_level(level: int) -> bool:
+    """Whether the store keeps the hashes of Merkle level `level` (leaves are level 0)."""
+    return level == 0 or level > DERIVED_LEVELS
+
 
 metadata = MetaData()
 
@@ -221,7 +234,10 @@ class ConnectionHashReader:
     def read_hashes(self, coords: Sequence[Coord]) -> list[bytes]:
         by_level: dict[int, set[int]] = {}
         for level, n in coords:
-            by_level.setdefault(level, set()).add(n)
+            if 0 < level <= DERIVED_LEVELS:  # not stored: read the subtree's leaf hashes
+                by_level.setdefault(0, set()).update(range(n << level, (n + 1) << level))
+            else:
+                by_level.setdefault(level, set()).add(n)
         found: dict[Coord, bytes] = {}
         arms: list[str] = []
         params: list[int] = []
@@ -245,7 +261,11 @@ class ConnectionHashReader:
         if arms:
             self._fetch(arms, params, found)
         try:
-            return [bytes(found[c]) for c in coords]
+            return [
+                _derived_hash(found, level, n) if 0 < level <= DERIVED_LEVELS
+                else bytes(found[(level, n)])
+                for level, n in coords
+            ]
         except KeyError as e:
             raise ProofError(f"the store has no hash for subtree {e.args[0]}") from None
 
@@ -253,6 +273,18 @@ class ConnectionHashReader:
         rows = self.conn.exec_driver_sql(" UNION ALL ".join(arms), tuple(params))
         for level, n, h in rows:
             found[(level, n)] = h
+
+
+def _derived_hash(found: dict[Coord, bytes], level: int, n: int) -> bytes:
+    """The hash of subtree (level, n) of a level the store does not keep, from its leaves."""
+    first = n << level
+    try:
+        row = [bytes(found[(0, i)]) for i in range(first, first + (1 << level))]
+    except KeyError:
+        raise KeyError((level, n)) from None
+    while len(row) > 1:
+        row = [node_hash(row[i], row[i + 1]) for i in range(0, len(row), 2)]
+    return row[0]
 
 
 def _chunks(items: list, n: int) -> Iterator[list]:
@@ -294,10 +326,54 @@ def extend_tree(
             h = sha256(b"\x01" + edge.pop() + h).digest()
             n >>= 1
             level += 1
-            node_rows.append((level, n, h))
+            if level > DERIVED_LEVELS:
+                node_rows.append((level, n, h))
         edge.append(h)
         index += 1
     return entry_rows, node_rows
+
+
+class RowInserter:
+    """Inserts many rows into one table with as few statements as the database needs.
+
+    PostgreSQL takes ``executemany`` (psycopg pipelines it). On SQLite, ``executemany`` steps
+    once per row and Python's driver releases and re-takes the GIL around every step, so in a
+    process whose other threads are busy (the sequencer's socket thread) each row can wait for
+    the GIL. SQLite rows therefore go in multi-row ``VALUES`` statements of 2^k rows (at most
+    `MAX_ROWS`), one step each; the few distinct statement texts stay in the driver's cache.
+    """
+
+    MAX_ROWS = 256
+
+    def __init__(self, table: str, columns: str, ph: str, multi_row: bool):
+        width = len(columns.split(","))
+        self._head = f"INSERT INTO {table} ({columns}) VALUES "
+        self._one = "(" + ", ".join([ph] * width) + ")"
+        self.multi_row = multi_row
+        self._sql: dict[int, str] = {}
+
+    def sql(self, rows: int) -> str:
+        text_ = self._sql.get(rows)
+        if text_ is None:
+            text_ = self._sql[rows] = self._head + ", ".join([self._one] * rows)
+        return text_
+
+    def __call__(self, conn: Connection, rows: list[tuple]) -> None:
+        if not rows:
+            return
+        if not self.multi_row:
+            conn.exec_driver_sql(self.sql(1), rows)
+            return
+        cursor = conn.connection.driver_connection.cursor()
+        try:
+            start, left = 0, len(rows)
+            while left:
+                n = min(self.MAX_ROWS, 1 << (left.bit_length() - 1))
+                cursor.execute(self.sql(n), list(chain.from_iterable(rows[start : start + n])))
+                start += n
+                left -= n
+        finally:
+            cursor.close()
 
 
 def _check_batch(batch: Sequence[tuple[bytes, EntryMeta]]) -> None:
@@ -323,10 +399,8 @@ class SqlLedgerStore:
         self.writer, self.reader = make_engines(url)
         self.is_sqlite = url.startswith("sqlite")
         ph = "?" if self.is_sqlite else "%s"
-        self._insert_entries = (
-            f"INSERT INTO ledger_entries ({_ENTRY_COLUMNS}) VALUES ({', '.join([ph] * 6)})"
-        )
-        self._insert_nodes = f"INSERT INTO ledger_nodes ({_NODE_COLUMNS}) VALUES ({ph}, {ph}, {ph})"
+        self._insert_entries = RowInserter("ledger_entries", _ENTRY_COLUMNS, ph, self.is_sqlite)
+        self._insert_nodes = RowInserter("ledger_nodes", _NODE_COLUMNS, ph, self.is_sqlite)
         self._insert_checkpoint = (
             f"INSERT INTO ledger_checkpoints (size, root, note, signed_at) "
             f"VALUES ({ph}, {ph}, {ph}, {ph})"
@@ -425,9 +499,8 @@ class SqlLedgerStore:
                         "the database was altered, refusing to append"
                     )
                 entry_rows, node_rows = extend_tree(size, edge, batch)
-                conn.exec_driver_sql(self._insert_entries, entry_rows)
-                if node_rows:
-                    conn.exec_driver_sql(self._insert_nodes, node_rows)
+                self._insert_entries(conn, entry_rows)
+                self._insert_nodes(conn, node_rows)
                 head = TreeHead(size + len(batch), CompactRange(size + len(batch), edge).root())
                 if last_signed != TreeHead(size, bytes(state.root)):
                     # (when the batch was appended to exactly the last signed tree, the new
@@ -608,7 +681,8 @@ class SqlLedgerStore:
             last = rows[-1][0]
 
     def iter_nodes(self, level: int) -> Iterator[tuple[int, bytes]]:
-        """Stored hashes of one level above the leaves, in index order."""
+        """Stored hashes of one level above the leaves, in index order (none for the levels
+        the store derives, see `stores_level`)."""
         with self.reader.connect() as conn:
             rows = conn.execute(
                 select(nodes_t.c.idx, nodes_t.c.hash)

@@ -100,9 +100,12 @@ class SqlChunkSource(ChunkSource):
         rows = entry_rows(self.engine, start, end)
         return _positional(rows, start, end, 1), _positional(rows, start, end, 2)
 
-    def stored(self, level: int, start: int, end: int) -> list[bytes | None]:
+    def stored(self, level: int, start: int, end: int) -> list[bytes | None] | None:
         from ledger.sqlreads import node_hash_list, node_hashes
+        from ledger.sqlstore import stores_level
 
+        if not stores_level(level):
+            return None  # derived from the leaf hashes, which are checked
         hashes = node_hash_list(self.engine, level, start, end)
         if len(hashes) == end - start:
             return hashes  # type: ignore[return-value]
@@ -255,6 +258,7 @@ def open_database(
 ) -> LogUnderTest:
     """A log in its SQL database (``--data-dir``), with every stored checkpoint and cosignature."""
     from ledger import sqlreads
+    from ledger.sqlstore import stores_level
 
     engine = log.store.reader
     findings: list[Finding] = []
@@ -285,9 +289,11 @@ def open_database(
         body = "".join(ln if ln.endswith("\n") else ln + "\n" for ln in lines)
         notes.append((f"the stored checkpoint of size {size:,}", (text + "\n" + body).encode()))
     findings += _state_findings(engine, cp)
-    upper_levels: dict[int, list[bytes | None]] = {}
+    upper_levels: dict[int, list[bytes | None] | None] = {}
 
-    def upper(level: int) -> list[bytes | None]:
+    def upper(level: int) -> list[bytes | None] | None:
+        if not stores_level(level):
+            return None
         if level not in upper_levels:
             count = cp.size >> level
             upper_levels[level] = _positional(

@@ -287,6 +287,9 @@ class SqlConformance(TreeConformance):
             ({"actor": "a"}, "type"),
             ({"type": "Not A Type"}, "type"),
             ({"type": "query", "at": "yesterday"}, "at"),
+            ({"type": "query\n"}, "type"),  # `$` alone would let a trailing newline through
+            ({"type": "query", "at": "\u0662\u0660\u0662\u0666-11-23T08:00:00.000Z"}, "at"),
+            ({"type": "query", "at": "2026-11-23T08:00:00.000Z\n"}, "at"),
             ({"type": "query", "details": {"blob": "a" * (MAX_ENTRY_BYTES + 1)}}, "limit"),
         ],
     )
@@ -308,6 +311,11 @@ class SqlConformance(TreeConformance):
             (b"[1,2]", "JSON object"),
             (b'{"at":"2026-11-23T08:00:00.000Z"}', "type"),
             (b'{"type":"query"}', "at"),
+            (b'{"type":"query\\n","at":"2026-11-23T08:00:00.000Z"}', "type"),
+            (b'{"type":"query","at":"2026-11-23T08:00:00.000Z\\n"}', "at"),
+            (b'{"type":"query","at":"2026-11-23T08:00:00.000Z","n":NaN}', "not JSON"),
+            (b'{"type":"query","at":"2026-11-23T08:00:00.000Z","s":"\xff"}', "not JSON"),
+            (b'["type","query"]', "JSON object"),
             (b'{"type":"q","at":"2026-11-23T08:00:00.000Z","x":"' + b"a" * MAX_ENTRY_BYTES
              + b'"}', "limit"),
         ],
@@ -386,16 +394,23 @@ class SqlConformance(TreeConformance):
     def check_reader_after_commit(self, reader, seen: int) -> None:  # type: ignore[no-untyped-def]
         """Engine-specific: what an open read transaction sees after a commit."""
 
-    def test_stored_hash_of_altered_database_is_refused(self, sql_log: Log) -> None:
-        sql_log.append_many([event_for(i) for i in range(6)])
+    @pytest.mark.parametrize(
+        "size, statement",
+        [
+            (6, "UPDATE ledger_entries SET leaf_hash = {zero} WHERE idx = 0"),  # under a derived node
+            (20, "UPDATE ledger_nodes SET hash = {zero} WHERE level = 4 AND idx = 0"),
+        ],
+    )
+    def test_stored_hash_of_altered_database_is_refused(
+        self, sql_log: Log, size: int, statement: str
+    ) -> None:
+        sql_log.append_many([event_for(i) for i in range(size)])
+        zero = ("X'" + "00" * 32 + "'" if sql_log.store.is_sqlite
+                else "'\\x" + "00" * 32 + "'::bytea")
         with sql_log.store.writer.begin() as conn:  # an attacker edits a stored hash
-            conn.exec_driver_sql(
-                "UPDATE ledger_nodes SET hash = " + ("X'" + "00" * 32 + "'" if
-                sql_log.store.is_sqlite else "'\\x" + "00" * 32 + "'::bytea")
-                + " WHERE level = 2 AND idx = 0"
-            )
+            assert conn.exec_driver_sql(statement.format(zero=zero)).rowcount == 1
         before = _state(sql_log)
         with pytest.raises(LedgerError, match="altered|does not extend"):
-            sql_log.append(event_for(6))
+            sql_log.append(event_for(size))
         assert _state(sql_log) == before
 

@@ -83,6 +83,7 @@ def test_kill_local_appenders_mid_batch(tmp_path: Path) -> None:
             for k, ack in enumerate(round_acks)
         ]
         # kill one at a random moment, the other a little later (it keeps appending meanwhile)
+        wait_for_acks(round_acks[1], appenders[1], 1)  # both are connected (slow under load)
         wait_for_acks(round_acks[0], appenders[0], rng.randrange(1, 3000))
         time.sleep(rng.uniform(0, 0.05))
         kill9(appenders[0])
@@ -114,6 +115,7 @@ def test_kill_the_sequencer_mid_batch(tmp_path: Path) -> None:
             long_appender(config, ack, r * 2 + k, "--expect", "remote")
             for k, ack in enumerate(round_acks)
         ]
+        wait_for_acks(round_acks[1], appenders[1], 1)  # both are connected (slow under load)
         wait_for_acks(round_acks[0], appenders[0], rng.randrange(1, 3000))
         time.sleep(rng.uniform(0, 0.05))
         kill9(sequencer)  # mid-batch: requests in flight are not acknowledged

@@ -142,7 +142,13 @@ def test_canonical_bytes_equal_rfc8785(obj: dict) -> None:
 
 
 def test_canonical_bytes_known_edge_cases() -> None:
-    for obj in [{"\ue000": 1, "\U0001f600": 2}, {"a": "\u2028\x1f\"\\"}, {"f": 1.0}]:
+    from enum import Enum
+
+    class Grade(str, Enum):
+        core = "核心"
+
+    for obj in [{"\ue000": 1, "\U0001f600": 2}, {"a": "\u2028\x1f\"\\"}, {"f": 1.0},
+                {"g": Grade.core, "键": [{"b": True, "a": None}], "n": -(2**53 - 1)}]:
         assert canonical_bytes(obj) == rfc8785.dumps(obj)
     data = encode_entry({"type": "query", "actor": "数域", "details": {"rows": 3}})
     assert decode_entry(data)["actor"] == "数域"
