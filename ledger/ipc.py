@@ -24,6 +24,7 @@ recorded), and the client fails that caller's request only and sends the others 
 
 from __future__ import annotations
 
+import logging
 import os
 import selectors
 import socket
@@ -38,6 +39,8 @@ from typing import Any, BinaryIO
 
 from ledger.entry import MAX_ENTRY_BYTES
 from ledger.exceptions import EntryError, LedgerError, LedgerUnavailable
+
+log = logging.getLogger(__name__)
 
 MAX_REQUEST_ENTRIES = 100_000
 MAX_REQUEST_BYTES = 64 << 20
@@ -113,6 +116,7 @@ class SequencerServer:
         self._wake_w: socket.socket | None = None
         self._woken = False
         self._stopping = False
+        self._stop_deadline = 0.0
         self._replies: deque[tuple[_Connection, bytes]] = deque()
         self._conns: set[_Connection] = set()
 
@@ -144,12 +148,15 @@ class SequencerServer:
                                        daemon=True)
         self.thread.start()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking requests, answer those already queued (the committer must still run),
+        then close every connection and remove the socket."""
         if self.thread is None:
             return
+        self._stop_deadline = time.monotonic() + timeout
         self._stopping = True
         self._wake()
-        self.thread.join(10)
+        self.thread.join(timeout + 5)
         self.thread = None
         try:
             self.path.unlink()
@@ -160,19 +167,21 @@ class SequencerServer:
 
     def _loop(self) -> None:
         assert self._selector is not None
+        draining = False
         try:
-            while not self._stopping:
-                for key, mask in self._selector.select():
+            while True:
+                if self._stopping and not draining:
+                    draining = True
+                    self._stop_listening()
+                if draining and (self._drained() or time.monotonic() > self._stop_deadline):
+                    break
+                for key, mask in self._selector.select(0.05 if draining else None):
                     if key.data is _ACCEPT:
                         self._accept()
                     elif key.data is _WAKE:
                         self._drain_wake()
                     else:
-                        conn = key.data
-                        if mask & selectors.EVENT_WRITE:
-                            self._flush(conn)
-                        if mask & selectors.EVENT_READ and not conn.closed:
-                            self._read(conn)
+                        self._serve_event(key.data, mask)
                 self._deliver()
         finally:
             for conn in list(self._conns):
@@ -181,6 +190,29 @@ class SequencerServer:
                 if s is not None:
                     s.close()
             self._selector.close()
+
+    def _serve_event(self, conn: "_Connection", mask: int) -> None:
+        try:
+            if mask & selectors.EVENT_WRITE:
+                self._flush(conn)
+            if mask & selectors.EVENT_READ and not conn.closed:
+                self._read(conn)
+        except Exception:  # noqa: BLE001 - a bug must cost one connection, not the sequencer
+            log.exception("ledger sequencer: dropping a connection after an unexpected error")
+            self._close(conn)
+
+    def _stop_listening(self) -> None:
+        """Refuse new connections and new requests; queued ones are still answered."""
+        assert self._selector is not None and self._listener is not None
+        self._selector.unregister(self._listener)
+        self._listener.close()
+        for conn in list(self._conns):
+            self._update(conn)
+
+    def _drained(self) -> bool:
+        return not self._replies and all(
+            conn.inflight == 0 and not conn.out for conn in self._conns
+        )
 
     def _accept(self) -> None:
         assert self._listener is not None and self._selector is not None
@@ -305,11 +337,11 @@ class SequencerServer:
         """Watch the connection for what it can do now, or close it when it is finished."""
         if conn.closed:
             return
-        if not conn.out and (conn.fatal or (conn.eof and conn.inflight == 0)):
+        if not conn.out and (conn.fatal or ((conn.eof or self._stopping) and conn.inflight == 0)):
             self._close(conn)
             return
         events = 0
-        if not conn.eof and not conn.fatal and conn.inflight < MAX_INFLIGHT:
+        if not (conn.eof or conn.fatal or self._stopping) and conn.inflight < MAX_INFLIGHT:
             events |= selectors.EVENT_READ
         if conn.out:
             events |= selectors.EVENT_WRITE

@@ -254,3 +254,38 @@ def test_requests_arriving_in_pieces_and_a_vanished_client(sequencer: LogConfig)
         assert 3 <= report.size <= 23  # (what the vanished client sent may or may not count)
     finally:
         log.close()
+
+
+def test_stopping_answers_what_it_took_and_records_nothing_it_refused(tmp_path: Path) -> None:
+    """A sequencer that stops mid-stream answers every request it queued; an appender is told
+    of failure only for entries that are not in the log."""
+    from ledger.exceptions import LedgerUnavailable
+
+    cfg, _ = make_config(tmp_path, batch_max_size=64)
+    log = Log.open(cfg)
+    seq = Sequencer(log)
+    seq.start()
+    client = SequencerClient(cfg.socket_path, max_entries=64)
+    sent = [encode_entry(event_for(k)) for k in range(3000)]
+    futures = [client.submit([data]) for data in sent]
+    seq.stop()
+    log.close()
+    outcomes = []
+    for fut in futures:
+        try:
+            outcomes.append(fut.result(60))
+        except LedgerUnavailable:
+            outcomes.append(None)
+    client.close(timeout=0)
+    log = Log.open(cfg)
+    try:
+        report = check_log(log)
+    finally:
+        log.close()
+    acknowledged = {i for i in outcomes if i is not None}
+    assert acknowledged, "nothing was answered before the stop"
+    for data, index in zip(sent, outcomes):
+        if index is not None:
+            assert report.entries[index] == data
+    recorded = set(report.entries)
+    assert all(data not in recorded for data, index in zip(sent, outcomes) if index is None)
