@@ -428,6 +428,7 @@ class SequencerClient:
         self._next_id = 1
         self._closed = False
         self._sending = False  # a thread is writing frames (only one at a time)
+        self._send_error: LedgerUnavailable | None = None  # sending failed; still reading
         self.broken: BaseException | None = None
         self._receiver = threading.Thread(target=self._recv_loop, name="ledger-client-recv",
                                           daemon=True)
@@ -440,6 +441,8 @@ class SequencerClient:
                 raise LedgerUnavailable(f"lost the sequencer: {self.broken}")
             if self._closed:
                 raise LedgerUnavailable("the ledger appender is closed")
+            if self._send_error is not None:
+                raise self._send_error
             self._pending.append((list(entries), fut))
             send = self._claim_sending()
         if send:
@@ -452,7 +455,8 @@ class SequencerClient:
 
     def _claim_sending(self) -> bool:
         """Under the lock: become the writing thread if there is work, space and no writer."""
-        if self._sending or not self._pending or len(self._inflight) >= self.window:
+        if (self._sending or self._send_error is not None or not self._pending
+                or len(self._inflight) >= self.window):
             return False
         self._sending = True
         return True
@@ -468,11 +472,34 @@ class SequencerClient:
             request_id, entries = frame
             try:
                 self.sock.sendall(encode_request(request_id, entries))
-            except OSError as e:
-                with self._cond:
-                    self._sending = False
-                self._fail(e)
+            except BaseException as e:  # noqa: BLE001 - a frame half sent ends the sending
+                self._sending_failed(request_id, e)
+                if not isinstance(e, OSError):
+                    raise  # (KeyboardInterrupt in the calling thread, say)
                 return
+
+    def _sending_failed(self, request_id: int, e: BaseException) -> None:
+        """Stop sending on this connection, but keep reading: answers to frames sent earlier
+        may already be waiting (the sequencer answers what it took before it stops), and an
+        entry it recorded must not be reported as failed. Only what surely did not reach it
+        fails now; the receiver fails the rest when the connection ends."""
+        error = LedgerUnavailable(f"lost the sequencer before the append was sent: {e}")
+        with self._cond:
+            self._sending = False
+            if self._send_error is None:
+                self._send_error = error
+            unsent = [fut for _, fut in self._pending]
+            self._pending.clear()
+            if isinstance(e, OSError):  # sendall failed: the frame was not sent whole
+                unsent += [fut for _, _, fut in self._inflight.pop(request_id, [])]
+            self._cond.notify_all()
+        for fut in unsent:
+            if not fut.done():
+                fut.set_exception(error)
+        try:
+            self.sock.shutdown(socket.SHUT_WR)  # the sequencer sees the end and finishes up
+        except OSError:
+            pass
 
     def _take_frame(self) -> tuple[int, list[bytes]] | None:
         """Under the lock: one frame's requests, or None without work or window space."""
