@@ -266,11 +266,34 @@ def postgres_rate(entries: int, batch: int, procs: int) -> dict:
         return {"skipped": f"PostgreSQL not reachable: {type(e).__name__}"}
     try:
         url = PG_URL.rsplit("/", 1)[0] + "/" + name
-        return ledger_rate("sequencer", procs, entries, batch, url)
+        out = ledger_rate("sequencer", procs, entries, batch, url)
     finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        left = _drop_scratch(admin, name)
         admin.dispose()
+    if left:
+        out["scratch_database_left"] = left
+    return out
+
+
+def _drop_scratch(admin, name: str) -> str | None:  # type: ignore[no-untyped-def]
+    """Drop the scratch database; None when gone, else why not (the rates stay valid).
+
+    `WITH (FORCE)` may not terminate a server process of another role (an autovacuum worker
+    that just entered the new database), so a plain drop is retried for a few seconds."""
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    problem = None
+    for attempt in range(20):
+        sql = f'DROP DATABASE IF EXISTS "{name}"' + (" WITH (FORCE)" if attempt == 0 else "")
+        try:
+            with admin.connect() as conn:
+                conn.execute(text(sql))
+            return None
+        except DBAPIError as e:
+            problem = f"{name}: {type(e.orig).__name__}"
+            time.sleep(0.25)
+    return problem
 
 
 def default_batch() -> int:
