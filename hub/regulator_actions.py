@@ -42,7 +42,7 @@ from ledger.service.pages.common import (
     render,
 )
 
-AUTH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+AUTH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
 DEFAULT_CONSOLE_URL = "/services/ledger/console"
 
 

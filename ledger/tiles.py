@@ -65,7 +65,7 @@ def encode_index(n: int) -> str:
     return "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
 
 
-_PATH = re.compile(r"^tile/(entries|0|[1-9][0-9]*)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([0-9]+))?$")
+_PATH = re.compile(r"^tile/(entries|0|[1-9][0-9]*)/((?:x[0-9]{3}/)*[0-9]{3})(?:\.p/([0-9]+))?\Z")
 
 
 def parse_tile_path(path: str) -> Tile:

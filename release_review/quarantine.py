@@ -23,7 +23,7 @@ from typing import AsyncIterable, BinaryIO, Iterable
 
 from release_review.exceptions import InvalidInput, PackageError, TooLarge
 
-SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}\Z")
 CHUNK = 1 << 20
 
 

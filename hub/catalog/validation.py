@@ -20,9 +20,9 @@ from hub.catalog.exceptions import InvalidInput
 
 E = TypeVar("E", bound=LabelledEnum)
 
-DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}$")
+DATASET_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}\Z")
+USER_NAME = re.compile(r"^[a-z0-9][a-z0-9._@-]{0,63}\Z")
 CREDIT_CODE_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 CREDIT_CODE_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 EPSILON_MAX = 20.0

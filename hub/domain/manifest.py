@@ -39,8 +39,8 @@ from hub.domain.errors import DomainError
 from hub.domain.layout import DATASETS, MANIFEST, VIEWS, write_atomic
 
 FORMAT = "shuyu-domain/1"
-NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
-VERSION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}$")
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}\Z")
+VERSION_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,80}\Z")
 
 
 @dataclass(frozen=True)

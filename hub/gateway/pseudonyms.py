@@ -32,7 +32,7 @@ PREFIX = "ps_"
 HEX_DIGITS = 32
 KEY_BYTES = 32
 BLOCK = 64  # SHA-256 block size (RFC 2104 B)
-AUTH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,120}$")
+AUTH_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,120}\Z")
 
 
 class PseudonymKeyError(Exception):

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from ledger.console.i18n import Message
 from ledger.index import MAX_VALUE, EventFilter
 
-TYPE_OR_FAMILY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?$")
+TYPE_OR_FAMILY = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*(\.\*)?\Z")
 NAME_FIELDS = ("operator", "analyst", "authorization", "dataset")
 FIELDS = (*NAME_FIELDS, "type", "since", "until")
 TIME_FORMATS = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M")
