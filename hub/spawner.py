@@ -30,6 +30,7 @@ import os
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -340,6 +341,14 @@ class SandboxServices:
     def book(self) -> SessionBook:
         return self._open()[1]
 
+    def close(self) -> None:
+        with self._lock:
+            if self._book is not None:
+                self._book.dispose()
+            if self._catalog is not None:
+                self._catalog.close()
+            self._catalog = self._book = None
+
 
 SERVICES = SandboxServices()
 
@@ -360,21 +369,56 @@ def _live_authorizations(user: str) -> list[str]:
     return sorted(a.id for a in live)
 
 
-def _open_session(spawner: Any, authorizations: list[str], image: str) -> str:
-    """``session.open`` for a ShuyuSpawner, or for KubeSpawner (deploy/kubernetes), whose
-    container is a pod and whose network is the cluster's."""
-    book = SERVICES.book()
-    token = orm.APIToken.find(spawner.user.db, spawner.api_token)
-    token_id = token.api_id if token is not None else "unknown"
-    container = getattr(spawner, "container_name", None) or getattr(spawner, "pod_name", "")
-    limits = {"memory": str(spawner.mem_limit), "cpus": spawner.cpu_limit,
-              "pids": getattr(spawner, "pids_limit", None)}
+@dataclass(frozen=True)
+class SpawnFacts:
+    """What the gate needs from the hub, read on the hub's event-loop thread.
+
+    The hub's database session is not thread-safe, and the gate's slow part (catalog, ledger)
+    runs in a worker thread. Reading the user's groups (a lazy load) or the server token from
+    there raced the hub's own commits: a query arriving while the hub was committing failed
+    with "session is in 'prepared' state" and the spawn with a 500. So everything from the hub
+    is read first, here, and the worker gets plain values only.
+    """
+
+    user: str
+    groups: frozenset[str]
+    token_id: str
+    server_name: str
+    requested_image: str
+    image: str  # the allowed image, or "" when ``image_refusal`` says why not
+    image_refusal: SandboxRefused | None
+    container: str
+    details: dict[str, Any]
+
+    @classmethod
+    def of(cls, spawner: Any) -> "SpawnFacts":
+        token = orm.APIToken.find(spawner.user.db, spawner.api_token)
+        try:
+            image, refusal = _allowed_image(spawner), None
+        except SandboxRefused as e:
+            image, refusal = "", e
+        limits = {"memory": str(spawner.mem_limit), "cpus": spawner.cpu_limit,
+                  "pids": getattr(spawner, "pids_limit", None)}
+        return cls(
+            user=spawner.user.name,
+            groups=frozenset(g.name for g in spawner.user.groups),
+            token_id=token.api_id if token is not None else "unknown",
+            server_name=spawner.name,
+            requested_image=_requested_image(spawner),
+            image=image, image_refusal=refusal,
+            # KubeSpawner (deploy/kubernetes): the container is a pod, the network the cluster's
+            container=getattr(spawner, "container_name", None) or getattr(spawner, "pod_name", ""),
+            details={"network": getattr(spawner, "network_name", "kubernetes"), "limits": limits},
+        )
+
+
+def _open_session(facts: SpawnFacts, authorizations: list[str], image: str) -> str:
+    """``session.open`` for a ShuyuSpawner, or for KubeSpawner."""
     req = OpenRequest(
-        user=spawner.user.name, token_id=token_id, server_name=spawner.name, image=image,
-        container=container, authorizations=authorizations,
-        details={"network": getattr(spawner, "network_name", "kubernetes"), "limits": limits},
+        user=facts.user, token_id=facts.token_id, server_name=facts.server_name, image=image,
+        container=facts.container, authorizations=authorizations, details=facts.details,
     )
-    return book.open(req).key
+    return SERVICES.book().open(req).key
 
 
 def _allowed_image(spawner: Any) -> str:
@@ -394,13 +438,8 @@ def _requested_image(spawner: Any) -> str:
     return str(spawner.image)
 
 
-def _groups(spawner: Any) -> set[str]:
-    return {g.name for g in spawner.user.groups}
-
-
-def _check_spawn(spawner: Any) -> tuple[list[str], str]:
-    """Blocking part of the gate (catalog and ledger): run in a worker thread."""
-    user = spawner.user.name
+def _check_spawn(facts: SpawnFacts) -> tuple[list[str], str]:
+    """Blocking part of the gate (catalog and ledger): run in a worker thread, on plain facts."""
     try:
         book = SERVICES.book()
     except Exception as e:  # noqa: BLE001 - any failure to open the ledger or catalog
@@ -409,16 +448,17 @@ def _check_spawn(spawner: Any) -> tuple[list[str], str]:
             "the audit ledger now. Try again later.", reason="ledger", status_code=503,
             log_message=f"cannot open the catalog or the ledger: {e}") from e
     try:
-        if ANALYSTS_GROUP not in _groups(spawner):
+        if ANALYSTS_GROUP not in facts.groups:
             raise SandboxRefused(
                 "Sandboxes are for analysts. Reviewers, regulators and the authority work in "
                 "their own services and have no data access here.", reason="role")
-        image = _allowed_image(spawner)
-        authorizations = _live_authorizations(user)
+        if facts.image_refusal is not None:
+            raise facts.image_refusal
+        authorizations = _live_authorizations(facts.user)
     except SandboxRefused as e:
-        _refuse(book, user, e, image=_requested_image(spawner))
+        _refuse(book, facts.user, e, image=facts.requested_image)
     try:
-        return authorizations, _open_session(spawner, authorizations, image)
+        return authorizations, _open_session(facts, authorizations, facts.image)
     except SessionLedgerError as e:
         raise SandboxRefused(
             "Your sandbox was not started: the audit ledger cannot be written, and no sandbox "
@@ -428,8 +468,9 @@ def _check_spawn(spawner: Any) -> tuple[list[str], str]:
 
 async def pre_spawn_hook(spawner: Any) -> None:
     """Refuse without an authorization in force; write ``session.open``; set the client's env."""
+    facts = SpawnFacts.of(spawner)  # on the hub's thread: the hub's session is used here only
     try:
-        authorizations, key = await asyncio.to_thread(_check_spawn, spawner)
+        authorizations, key = await asyncio.to_thread(_check_spawn, facts)
     except SandboxRefused as e:
         if e.reason == "image":  # the hub keeps user options for the next start: drop them
             spawner.user_options = {}
