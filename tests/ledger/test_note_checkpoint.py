@@ -10,6 +10,8 @@ from ledger.hashing import EMPTY_ROOT
 from ledger.note import (
     ALG_COSIGNATURE_V1,
     Ed25519Signer,
+    check_key_name,
+    format_note,
     open_note,
     parse_skey,
     parse_vkey,
@@ -154,3 +156,36 @@ def test_canonical_bytes_known_edge_cases() -> None:
     assert decode_entry(data)["actor"] == "数域"
     with pytest.raises(Exception):
         canonical_bytes({"n": 2**53})  # outside the safe integer range, as RFC 8785 says
+
+
+def test_character_classes_match_unicodedata_for_every_code_point() -> None:
+    """The note checks scan with regular expressions; each must say exactly what the Unicode
+    database of this Python says (category Cc; str.isspace() or category Zs)."""
+    import sys
+    import unicodedata
+
+    from ledger.note import _CONTROL, _CONTROL_BUT_NEWLINE, _SPACE
+
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        control = unicodedata.category(ch) == "Cc"
+        assert bool(_CONTROL.match(ch)) == control, hex(cp)
+        assert bool(_CONTROL_BUT_NEWLINE.match(ch)) == (control and ch != "\n"), hex(cp)
+        assert bool(_SPACE.match(ch)) == (ch.isspace() or unicodedata.category(ch) == "Zs"), \
+            hex(cp)
+
+
+@pytest.mark.parametrize("name, problem", [
+    ("a b", "space"), ("a\u3000b", "space"), ("a\u2028b", "space"), ("a+b", "plus"),
+    ("a\x85b", "space"), ("a\x7fb", "control"), ("a\x00b", "control"), ("", "empty"),
+])
+def test_bad_key_names_are_refused(name: str, problem: str) -> None:
+    with pytest.raises(FormatError) as err:
+        check_key_name(name)
+    assert problem in str(err.value)
+
+
+@pytest.mark.parametrize("text", ["a\x00b\n", "a\rb\n", "tab\there\n", "del\x7f\n", "c1\x9f\n"])
+def test_note_text_with_a_control_character_is_refused(text: str) -> None:
+    with pytest.raises(FormatError, match="control character"):
+        format_note(text, [])
