@@ -21,8 +21,9 @@ dataset in the query, and removes rows whose count is below the authorization's 
 size. It never trusts an analyst's own COUNT. The count is computed in the same scan as the
 analyst's aggregates (one more output of the same GROUP BY), as cheaply as is exact:
 
-- ``COUNT(DISTINCT hash(entity))`` in general (64-bit hash collisions can only lower the count,
-  i.e. suppress more);
+- ``COUNT(DISTINCT hash(entity)) FILTER (WHERE entity IS NOT NULL)`` in general (64-bit hash
+  collisions can only lower the count, i.e. suppress more; the filter keeps the NULL rows of an
+  outer join's unmatched side, whose hash is a value too, from counting as a person);
 - a plain count of the entity column when the engine has verified that column to be unique and
   non-null in the dataset *and* the dataset's rows are not repeated by the query's joins (see
   ``not_repeated``): then each output row of the join holds a different entity of it, and the
@@ -350,12 +351,15 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool]) -> list[Gro
         entity = entity_column(plan.records[dataset])
         if entity is not None and once is None:
             once = not_repeated(plan, unique)
-        if entity is None:
-            count = "COUNT(*)"
+        if entity is None:  # no identifier: its rows are the measure (a marker, never NULL)
+            count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
         elif table.alias_or_name in once and unique(dataset, entity):
             count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
         else:
-            count = f"COUNT(DISTINCT hash({alias}.{quote(ENTITY)}))"
+            entity_ref = f"{alias}.{quote(ENTITY)}"
+            # hash(NULL) is a value: without the filter, the NULL side of an outer join (or a
+            # NULL identifier) would count as one more person
+            count = f"COUNT(DISTINCT hash({entity_ref})) FILTER (WHERE {entity_ref} IS NOT NULL)"
         column = COUNT_COLUMN.format(len(rules))
         select.select(exp.alias_(exp.maybe_parse(count, dialect=DIALECT), column, quoted=True),
                       copy=False)

@@ -10,8 +10,9 @@ domain store's table that projects only:
   identifiers be only counted or compared as join keys, never output, so they stay in clear
   inside the engine (the same counts and joins, without hashing every row);
 - for aggregate-only datasets, the entity identifier in clear under the reserved name
-  ``__shuyu_entity``, which only the gateway's own group-size count reads (analysts cannot name
-  it: identifiers starting with ``__shuyu`` are refused by the policy).
+  ``__shuyu_entity`` (``TRUE`` for a dataset without identifiers), which only the gateway's own
+  group-size count reads (analysts cannot name it: identifiers starting with ``__shuyu`` are
+  refused by the policy).
 
 The replacement is textual on purpose: the checked tree is rendered with a reserved placeholder
 table name per source, and the placeholder is replaced by the subquery written here in DuckDB
@@ -57,8 +58,10 @@ def source_sql(grant: Grant, record: DatasetRecord, used: tuple[str, ...],
         else:
             items.append(quote(col.name))
     entity = entity_column(record)
-    if grant.access_mode is AccessMode.AGGREGATE_ONLY and entity is not None:
-        items.append(f"{quote(entity)} AS {quote(ENTITY)}")
+    if grant.access_mode is AccessMode.AGGREGATE_ONLY:
+        # the group-size count's column: the entity, or for a dataset without identifiers a
+        # marker that is NULL only where an outer join found none of its rows
+        items.append(f"{quote(entity) if entity is not None else 'TRUE'} AS {quote(ENTITY)}")
     if not items:
         items.append(f"NULL AS {quote(ENTITY)}")
     return f"(SELECT {', '.join(items)} FROM main.{quote(record.name)})", keyed

@@ -202,3 +202,52 @@ def test_keys_that_are_not_unique_or_not_in_clear_keep_distinct_counts(service) 
     assert mixed.grants["enterprises"].access_mode is not AccessMode.AGGREGATE_ONLY
     # enterprises is row-level, so credit codes are compared as pseudonyms: never a key here
     assert aggregation.not_repeated(mixed, lambda d, c: True) == set()
+
+
+def test_a_side_with_no_match_adds_no_entity_to_the_count(service) -> None:
+    """Residents who never paid a contribution join to a NULL contribution row. The NULL is no
+    person: it must not count towards social_insurance's group size (count(DISTINCT hash(x))
+    counts hash(NULL) as one more person, which lets a group one short of the minimum out)."""
+    sql = ("SELECT r.district, count(*) AS n FROM residents r LEFT JOIN social_insurance s "
+           "ON r.resident_id = s.resident_id GROUP BY r.district")
+    prepared, got = group_counts(service, "alice", sql)
+    assert [r.dataset for r in prepared.rules] == ["residents", "social_insurance"]
+    want = reference(service, "SELECT r.district, count(DISTINCT r.resident_id), "
+                     "count(DISTINCT s.resident_id) FROM residents r LEFT JOIN social_insurance "
+                     "s ON r.resident_id = s.resident_id GROUP BY r.district")
+    assert got == want and len(got) > 1
+    assert 'COUNT(DISTINCT HASH("s"."__shuyu_entity"))' in prepared.sql  # not unique in s
+    assert any(r_count > s_count for r_count, s_count in got.values())  # NULL rows were there
+
+
+def test_a_dataset_without_identifiers_counts_only_its_own_rows(service) -> None:
+    """Without an identifier, a dataset's group size is its rows; the rows an outer join adds
+    for it (all NULL: residents who never paid a contribution) are not its rows."""
+    import dataclasses
+
+    from hub.catalog.enums import IdentifierClass
+
+    sql = ("SELECT r.district, count(*) AS n FROM residents r LEFT JOIN social_insurance s "
+           "ON r.resident_id = s.resident_id GROUP BY r.district")
+    catalog = _UserCatalog(service.catalog, "alice", service.catalog.now())
+    plan = policy.plan_query(sql, catalog)
+    record = plan.records["social_insurance"]
+    plan.records["social_insurance"] = dataclasses.replace(record, columns=tuple(
+        dataclasses.replace(c, identifier_class=IdentifierClass.OTHER)
+        if c.identifier_class is IdentifierClass.DIRECT_IDENTIFIER else c
+        for c in record.columns))
+    prepared = prepare(plan, service.engine.entity_unique)
+    assert 'COUNT("s"."__shuyu_entity")' in prepared.sql
+    assert 'TRUE AS "__shuyu_entity"' in prepared.sql
+
+    def run(query: str) -> list[dict]:
+        return service.engine.execute(query, None, max_rows=10_000,
+                                      max_bytes=1 << 24).table.to_pylist()
+
+    got = {r["district"]: r[prepared.rules[1].column] for r in run(prepared.sql)}
+    want = {r["district"]: r["n"] for r in run(
+        "SELECT r.district, count(s.month) AS n FROM residents r LEFT JOIN social_insurance s "
+        "ON r.resident_id = s.resident_id GROUP BY r.district")}
+    rows = {r["district"]: r["n"] for r in run(sql)}
+    assert got == want and len(got) > 1
+    assert any(rows[d] > want[d] for d in want)  # the outer join added NULL rows
