@@ -27,7 +27,15 @@ analyst's aggregates (one more output of the same GROUP BY), as cheaply as is ex
 - a plain count of the entity column when the engine has verified that column to be unique and
   non-null in the dataset *and* the dataset's rows are not repeated by the query's joins (see
   ``not_repeated``): then each output row of the join holds a different entity of it, and the
-  distinct count equals the count. With one dataset and no join, that is ``COUNT(*)``.
+  distinct count equals the count. With one dataset and no join, that is ``COUNT(*)``;
+- for a repeated dataset whose entity column is unique and non-null, the number of its distinct
+  *rows* in the group, as the set bits of a bitmap over the rows' numbers in the dataset's table
+  (``bit_count(bitstring_agg(row, 0, N - 1))``): a bit per row instead of a hash-set entry, about
+  a third of the distinct count's extra cost on a join. Each group holds an N-bit bitmap, so this
+  is used only when the GROUP BY's plain columns bound the number of groups (the product of
+  their distinct values, NULL included, read from the data) and all the bitmaps fit
+  ``BITMAP_BUDGET``; otherwise the distinct count. A row number out of range makes DuckDB fail
+  the query, never count wrong.
 
 The response and the ledger say how many groups were removed.
 """
@@ -35,7 +43,7 @@ The response and the ledger say how many groups were removed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -45,7 +53,7 @@ from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.gateway import sqlrules
 from hub.gateway.exceptions import QueryRefused
 from hub.gateway.policy import DIALECT, Plan
-from hub.gateway.sources import ENTITY, entity_column, pseudonymizes, quote
+from hub.gateway.sources import ENTITY, ROW, entity_column, pseudonymizes, quote
 
 COUNT_COLUMN = "__shuyu_n{}"
 OUTPUT_WRAPPERS = (*sqlrules.ARITHMETIC, exp.Round, exp.Cast, exp.TryCast, exp.Abs)
@@ -53,6 +61,21 @@ VALUE_NODES = (exp.Column, exp.Identifier, exp.Literal, exp.Null, exp.Boolean, e
                exp.DataTypeParam,
                exp.Cast, exp.TryCast, *sqlrules.ARITHMETIC)
 JOINS_ALLOWED = {("", ""), ("", "INNER"), ("LEFT", ""), ("LEFT", "OUTER")}
+
+
+BITMAP_BUDGET = 64 << 20  # bytes of group bitmaps one query may hold, all threads together
+
+
+class Sizes(Protocol):
+    """Facts about the data the query will run on (one state of the domain store)."""
+
+    threads: int  # the engine's worker threads: each may hold a bitmap for every group
+
+    def rows(self, dataset: str) -> int:
+        """One more than the largest row number of the dataset's table (0 if empty)."""
+
+    def distinct(self, dataset: str, column: str) -> int:
+        """How many distinct non-null values the column holds."""
 
 
 @dataclass(frozen=True)
@@ -333,12 +356,17 @@ def not_repeated(plan: Plan, unique: Callable[[str, str], bool]) -> set[str]:
     return {alias for alias in datasets if reached_from(alias) == set(datasets)}
 
 
-def add_group_counts(plan: Plan, unique: Callable[[str, str], bool]) -> list[GroupRule]:
-    """Append the gateway's entity counts to the query's outputs; return the rules to apply.
+def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
+                     sizes: Sizes | None = None) -> tuple[list[GroupRule], set[str]]:
+    """Append the gateway's entity counts to the query's outputs. Returns the rules to apply
+    and the aliases of the sources whose row numbers the counts read (``sources.render`` must
+    project them).
 
-    `unique(dataset, column)` tells whether a column is unique and non-null in its dataset.
+    `unique(dataset, column)` tells whether a column is unique and non-null in its dataset;
+    without `sizes`, repeated datasets always take the distinct count.
     """
     rules: list[GroupRule] = []
+    numbered: set[str] = set()
     select = plan.tree
     assert isinstance(select, exp.Select)
     single = len(plan.sources) == 1
@@ -355,6 +383,9 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool]) -> list[Gro
             count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
         elif table.alias_or_name in once and unique(dataset, entity):
             count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
+        elif (rows := _bitmap_rows(plan, dataset, entity, unique, sizes)) is not None:
+            count = f"bit_count(bitstring_agg({alias}.{quote(ROW)}, 0, {rows - 1}))"
+            numbered.add(table.alias_or_name)
         else:
             entity_ref = f"{alias}.{quote(ENTITY)}"
             # hash(NULL) is a value: without the filter, the NULL side of an outer join (or a
@@ -364,7 +395,39 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool]) -> list[Gro
         select.select(exp.alias_(exp.maybe_parse(count, dialect=DIALECT), column, quoted=True),
                       copy=False)
         rules.append(GroupRule(column, dataset, grant.min_group_size))
-    return rules
+    return rules, numbered
+
+
+def _bitmap_rows(plan: Plan, dataset: str, entity: str, unique: Callable[[str, str], bool],
+                 sizes: Sizes | None) -> int | None:
+    """The bitmap width for `dataset`'s count, or None when the distinct count must be used."""
+    if sizes is None or not unique(dataset, entity):
+        return None
+    rows = sizes.rows(dataset)
+    if rows <= 0:
+        return None
+    limit = BITMAP_BUDGET // (max(1, sizes.threads) * ((rows + 7) // 8))
+    groups = group_bound(plan, sizes, limit)
+    return rows if groups is not None and groups <= limit else None
+
+
+def group_bound(plan: Plan, sizes: Sizes, limit: int) -> int | None:
+    """At most how many groups the query can have: the product of the distinct values (and
+    NULL) of its GROUP BY columns; None when a grouping item is not a plain dataset column, or
+    as soon as the product exceeds `limit`."""
+    group = plan.tree.args.get("group")
+    items = group.expressions if group is not None else []
+    if group is not None and not items:
+        return None  # GROUP BY ALL, ROLLUP and the like: no bound from here
+    datasets = {t.alias_or_name: d for t, d in plan.sources}
+    bound = 1
+    for item in items:
+        if not isinstance(item, exp.Column) or item.table not in datasets:
+            return None
+        bound *= sizes.distinct(datasets[item.table], item.name) + 1
+        if bound > limit:
+            return None
+    return bound
 
 
 def suppress(batch: pa.RecordBatch, rules: list[GroupRule]) -> tuple[pa.RecordBatch, int]:

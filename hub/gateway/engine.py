@@ -40,6 +40,7 @@ import duckdb
 import pyarrow as pa
 
 from hub.domain import DomainError, DomainReader, Snapshot
+from hub.domain.layout import dataset_alias
 from hub.gateway.exceptions import (
     DomainUnavailable,
     QueryFailed,
@@ -180,6 +181,16 @@ class Engine:
             snapshot.facts[key] = bool(result.table.column(0)[0].as_py())
         return snapshot.facts[key]
 
+    def sizes(self, snapshot: Snapshot) -> "SnapshotSizes":
+        """Row-number bounds and distinct counts of `snapshot`'s data (``aggregation.Sizes``)."""
+        return SnapshotSizes(self, snapshot)
+
+    def _fact(self, snapshot: Snapshot, key: tuple, sql: str) -> int:
+        if key not in snapshot.facts:
+            result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20, snapshot=snapshot)
+            snapshot.facts[key] = int(result.table.column(0)[0].as_py() or 0)
+        return snapshot.facts[key]
+
     # --- running ----------------------------------------------------------------------------
 
     def execute(
@@ -264,3 +275,20 @@ def engine_message(error: duckdb.Error, aggregate: bool) -> str:
     first = text.splitlines()[0] if text else type(error).__name__
     first = re.sub(r"__shuyu_\w+", "<internal>", first)
     return f"the engine could not run the query: {first[:500]}"
+
+
+class SnapshotSizes:
+    """``aggregation.Sizes`` for one snapshot, each fact read from the data once per state."""
+
+    def __init__(self, engine: Engine, snapshot: Snapshot):
+        self.engine, self.snapshot = engine, snapshot
+        self.threads = engine.threads
+
+    def rows(self, dataset: str) -> int:
+        table = f"{quote(dataset_alias(dataset))}.main.{quote(dataset)}"
+        return self.engine._fact(self.snapshot, ("row_bound", dataset),
+                                 f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}")
+
+    def distinct(self, dataset: str, column: str) -> int:
+        sql = f"SELECT count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}"
+        return self.engine._fact(self.snapshot, ("distinct", dataset, column), sql)

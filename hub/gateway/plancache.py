@@ -50,10 +50,12 @@ class Prepared:
     rules: tuple[aggregation.GroupRule, ...]
 
 
-def prepare(plan: policy.Plan, unique: Callable[[str, str], bool]) -> Prepared:
+def prepare(plan: policy.Plan, unique: Callable[[str, str], bool],
+            sizes: aggregation.Sizes | None = None) -> Prepared:
     """The governed rewrite of a checked plan (changes ``plan.tree`` in place)."""
-    rules = aggregation.add_group_counts(plan, unique) if plan.aggregate else []
-    sql, keyed = sources.render(plan)
+    rules, numbered = (aggregation.add_group_counts(plan, unique, sizes) if plan.aggregate
+                       else ([], set()))
+    sql, keyed = sources.render(plan, numbered)
     return Prepared(plan, sql, keyed, tuple(rules))
 
 
@@ -122,14 +124,14 @@ class PlanCache:
         self._names.put(sql, names)
         return Checked(plan, self._key(sql, authorization, state, names, catalog), None)
 
-    def prepare(self, checked: Checked,
-                unique: Callable[[str, str], bool] | None = None) -> Prepared:
+    def prepare(self, checked: Checked, unique: Callable[[str, str], bool] | None = None,
+                sizes: aggregation.Sizes | None = None) -> Prepared:
         """The prepared query of a checked one; remembered under the check's key. `unique`
         (default: the cache's) must answer for the state the check was keyed with. Engine
         errors (the store's uniqueness facts are read on first use) propagate."""
         if checked.prepared is not None:
             return checked.prepared
-        prepared = prepare(checked.plan, unique or self.unique)
+        prepared = prepare(checked.plan, unique or self.unique, sizes)
         self._prepared.put(checked.key, prepared)
         return prepared
 

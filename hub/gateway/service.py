@@ -188,7 +188,7 @@ class QueryService:
             if snapshot is None:
                 raise unavailable  # type: ignore[misc]
             prepared = self.plans.prepare(checked, functools.partial(
-                self.engine.entity_unique, snapshot=snapshot))
+                self.engine.entity_unique, snapshot=snapshot), self.engine.sizes(snapshot))
             watch.lap("prepare")
             execution = self._execute(prepared, snapshot)
         except (QueryFailed, QueryTimeout, ResultTooLarge, DomainUnavailable,

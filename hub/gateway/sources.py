@@ -12,7 +12,10 @@ domain store's table that projects only:
 - for aggregate-only datasets, the entity identifier in clear under the reserved name
   ``__shuyu_entity`` (``TRUE`` for a dataset without identifiers), which only the gateway's own
   group-size count reads (analysts cannot name it: identifiers starting with ``__shuyu`` are
-  refused by the policy).
+  refused by the policy);
+- when that count is a bitmap of rows (``aggregation``), the row's number in the dataset's table
+  as ``__shuyu_row``: the subquery then reads the table itself (``shuyu_ds_<name>.main.<name>``,
+  which the store's view ``main.<name>`` shows unchanged), as a view has no row numbers.
 
 The replacement is textual on purpose: the checked tree is rendered with a reserved placeholder
 table name per source, and the placeholder is replaced by the subquery written here in DuckDB
@@ -26,10 +29,12 @@ from sqlglot import exp
 
 from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.catalog.records import DatasetRecord, Grant
+from hub.domain.layout import dataset_alias
 from hub.gateway.policy import DIALECT, Plan
 from hub.gateway.pseudonyms import pseudonym_sql
 
 ENTITY = "__shuyu_entity"
+ROW = "__shuyu_row"
 PLACEHOLDER = "__shuyu_src_{}"
 
 
@@ -46,7 +51,7 @@ def entity_column(record: DatasetRecord) -> str | None:
 
 
 def source_sql(grant: Grant, record: DatasetRecord, used: tuple[str, ...],
-               pseudonymize: bool) -> tuple[str, bool]:
+               pseudonymize: bool, numbered: bool = False) -> tuple[str, bool]:
     """(the subquery's SQL, whether it uses the pseudonym parameters $1/$2)."""
     items, keyed = [], False
     for col in grant.columns:
@@ -62,9 +67,14 @@ def source_sql(grant: Grant, record: DatasetRecord, used: tuple[str, ...],
         # the group-size count's column: the entity, or for a dataset without identifiers a
         # marker that is NULL only where an outer join found none of its rows
         items.append(f"{quote(entity) if entity is not None else 'TRUE'} AS {quote(ENTITY)}")
+    if numbered:
+        items.append(f"rowid AS {quote(ROW)}")
+        table = f"{quote(dataset_alias(record.name))}.main.{quote(record.name)}"
+    else:
+        table = f"main.{quote(record.name)}"
     if not items:
         items.append(f"NULL AS {quote(ENTITY)}")
-    return f"(SELECT {', '.join(items)} FROM main.{quote(record.name)})", keyed
+    return f"(SELECT {', '.join(items)} FROM {table})", keyed
 
 
 def pseudonymizes(plan: Plan) -> bool:
@@ -72,15 +82,17 @@ def pseudonymizes(plan: Plan) -> bool:
     return not all(g.access_mode is AccessMode.AGGREGATE_ONLY for g in plan.grants.values())
 
 
-def render(plan: Plan) -> tuple[str, bool]:
-    """The SQL to execute for `plan` (its tree is changed in place) and whether it needs $1/$2."""
+def render(plan: Plan, numbered: frozenset[str] | set[str] = frozenset()) -> tuple[str, bool]:
+    """The SQL to execute for `plan` (its tree is changed in place) and whether it needs $1/$2.
+    `numbered`: aliases of the sources that must project their row numbers."""
     replacements: dict[str, str] = {}
     keyed = False
     pseudonymize = pseudonymizes(plan)
     for i, (table, dataset) in enumerate(plan.sources):
         name = PLACEHOLDER.format(i)
         sub, uses = source_sql(plan.grants[dataset], plan.records[dataset],
-                               plan.columns.get(dataset, ()), pseudonymize)
+                               plan.columns.get(dataset, ()), pseudonymize,
+                               table.alias_or_name in numbered)
         keyed |= uses
         replacements[quote(name)] = sub
         table.replace(exp.Table(this=exp.to_identifier(name, quoted=True),

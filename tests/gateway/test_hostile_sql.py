@@ -79,6 +79,8 @@ CASES: list[tuple[str, str, str]] = [
     ("SELECT $1", "syntax_not_allowed", "query parameter"),
     ("SELECT ?", "syntax_not_allowed", "query parameter"),
     ("SELECT __shuyu_entity FROM residents", "reserved_name", "reserved"),
+    ("SELECT count(__shuyu_row) FROM residents", "reserved_name", "reserved"),
+    ("SELECT count(*) FROM residents r WHERE r.rowid < 10", "unresolved_column", "rowid"),
     ("SELECT credit_code INTO stolen FROM enterprises", "syntax_not_allowed", "INTO"),
     ("SELECT a.credit_code FROM enterprises a, LATERAL (SELECT 1) l", "syntax_not_allowed",
      "LATERAL"),

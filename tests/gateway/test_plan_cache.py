@@ -251,3 +251,70 @@ def test_a_dataset_without_identifiers_counts_only_its_own_rows(service) -> None
     rows = {r["district"]: r["n"] for r in run(sql)}
     assert got == want and len(got) > 1
     assert any(rows[d] > want[d] for d in want)  # the outer join added NULL rows
+
+
+# --- the repeated side as a bitmap of its rows --------------------------------------------------
+
+
+def prepared_on_snapshot(service, user: str, sql: str):
+    """(prepared with the engine's facts of one snapshot, {district: gateway counts…})."""
+    catalog = _UserCatalog(service.catalog, user, service.catalog.now())
+    engine = service.engine
+    with engine.snapshot() as snap:
+        prepared = prepare(policy.plan_query(sql, catalog),
+                           functools.partial(engine.entity_unique, snapshot=snap),
+                           engine.sizes(snap))
+        table = engine.execute(prepared.sql, None, max_rows=10_000, max_bytes=1 << 24,
+                               snapshot=snap).table
+    counts = [r.column for r in prepared.rules]
+    return prepared, {r["district"]: tuple(r[c] for c in counts) for r in table.to_pylist()}
+
+
+def test_a_repeated_side_with_a_unique_entity_is_counted_as_a_bitmap_of_rows(
+        service, households_auth) -> None:
+    prepared, got = prepared_on_snapshot(service, "hana", JOIN)
+    assert 'COUNT("r"."__shuyu_entity")' in prepared.sql
+    assert 'BIT_COUNT(BITSTRING_AGG("H"."__SHUYU_ROW", 0, ' in prepared.sql.upper()
+    assert '"shuyu_ds_households".main."households"' in prepared.sql
+    want = reference(service, "SELECT h.district, count(DISTINCT r.resident_id), "
+                     "count(DISTINCT h.household_id) FROM residents r JOIN households h "
+                     "ON r.household_id = h.household_id GROUP BY h.district")
+    assert got == want and len(got) > 1
+
+
+def test_the_bitmap_needs_a_bound_on_the_groups_that_fits_the_budget(
+        service, households_auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    with service.engine.snapshot() as snap:
+        sizes = service.engine.sizes(snap)
+        rows = sizes.rows("households")
+        districts = sizes.distinct("households", "district")
+        assert rows == reference_rows(service, "households") and districts > 1
+        catalog = _UserCatalog(service.catalog, "hana", service.catalog.now())
+        plan = policy.plan_query(JOIN, catalog)
+        assert aggregation.group_bound(plan, sizes, 10**9) == districts + 1  # NULL too
+        assert aggregation.group_bound(plan, sizes, districts) is None  # over the limit
+    # a budget too small for one bitmap per group and thread: the distinct count
+    per_group = (rows + 7) // 8
+    monkeypatch.setattr(aggregation, "BITMAP_BUDGET", per_group * service.engine.threads * districts)
+    prepared, got = prepared_on_snapshot(service, "hana", JOIN)
+    assert "BITSTRING_AGG" not in prepared.sql.upper()
+    assert 'COUNT(DISTINCT HASH("h"."__shuyu_entity"))' in prepared.sql
+    monkeypatch.setattr(aggregation, "BITMAP_BUDGET", per_group * service.engine.threads
+                        * (districts + 1))
+    prepared, again = prepared_on_snapshot(service, "hana", JOIN)
+    assert "BITSTRING_AGG" in prepared.sql.upper() and again == got
+
+
+def test_grouping_by_an_expression_gives_no_bound(service, households_auth) -> None:
+    catalog = _UserCatalog(service.catalog, "hana", service.catalog.now())
+    plan = policy.plan_query(
+        "SELECT h.household_size + 1 AS s, count(*) AS n FROM residents r JOIN households h "
+        "ON r.household_id = h.household_id GROUP BY h.household_size + 1", catalog)
+    with service.engine.snapshot() as snap:
+        assert aggregation.group_bound(plan, service.engine.sizes(snap), 10**9) is None
+
+
+def reference_rows(service, dataset: str) -> int:
+    table = service.engine.execute(f"SELECT count(*) AS n FROM main.{dataset}", None,
+                                   max_rows=1, max_bytes=1 << 20).table
+    return table.column(0)[0].as_py()

@@ -43,8 +43,9 @@ def test_plan_of_an_aggregate_query_and_its_group_counts(catalog) -> None:
     plan = policy.plan_query("SELECT r.sex, count(*) FROM residents r JOIN social_insurance s "
                              "ON r.resident_id = s.resident_id GROUP BY r.sex", catalog)
     assert plan.aggregate and plan.datasets == ("residents", "social_insurance")
-    rules = aggregation.add_group_counts(plan, lambda d, c: (d, c) == ("residents",
-                                                                      "resident_id"))
+    rules, numbered = aggregation.add_group_counts(plan, lambda d, c: (d, c) == ("residents",
+                                                                                "resident_id"))
+    assert numbered == set()  # no data sizes given: no bitmaps
     assert [(r.dataset, r.minimum) for r in rules] == [("residents", 10),
                                                        ("social_insurance", 10)]
     assert plan.tree.sql(dialect="duckdb").upper().count("COUNT(DISTINCT HASH") == 2

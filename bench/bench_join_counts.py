@@ -1,0 +1,79 @@
+"""The join's group-size count, three ways, on the gateway benchmark's domain (not a gateway run).
+
+The gateway's ``join_on_identifiers`` query repeats each household once per resident, so its
+minimum-group-size count of households must be a distinct count. This times, in one process on
+one DuckDB connection (read-only, 2 threads, as the gateway opens it), alternating:
+
+- ``direct``: the analyst's query as written;
+- ``distinct_hash``: plus ``COUNT(DISTINCT hash(h.household_id)) FILTER (WHERE … IS NOT NULL)``,
+  what ``hub/gateway/aggregation.py`` adds today;
+- ``bitstring``: plus ``bit_count(bitstring_agg(h.rowid, 0, N - 1))`` over the dataset's own
+  table (its rows are numbered 0..N-1 and the household id is unique in it, so set bits are
+  distinct households). Exact like the distinct count, and checked equal here; not used by the
+  gateway yet: it needs a bound on the number of groups (each holds an N-bit bitmap).
+
+Run ``python -m bench.bench_join_counts [--work DIR] [--repeats 9]`` after ``bench.bench_gateway``
+prepared DIR (default: its default work directory for 1M residents).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine
+
+JOIN = ("SELECT h.district, count(*) AS people, avg(h.household_size) AS hs{extra} "
+        "FROM residents r JOIN {households} h ON r.household_id = h.household_id "
+        "GROUP BY h.district")
+TABLE = "shuyu_ds_households.main.households"  # the view's table in the domain store
+
+
+def run(work: Path, repeats: int = 9) -> dict[str, Any]:
+    from hub.domain import open_readonly
+
+    con = open_readonly(work / "data" / "domain", memory_limit="2GB", threads=2)
+    try:
+        n = con.sql(f"SELECT count(*) FROM {TABLE}").fetchall()[0][0]
+        queries = {
+            "direct": JOIN.format(extra="", households="households"),
+            "distinct_hash": JOIN.format(
+                extra=", count(DISTINCT hash(h.household_id)) FILTER "
+                      "(WHERE h.household_id IS NOT NULL) AS k", households="households"),
+            "bitstring": JOIN.format(
+                extra=f", bit_count(bitstring_agg(h.rowid, 0, {n - 1})) AS k", households=TABLE),
+        }
+        counts = {k: sorted((r[0], r[3]) for r in con.sql(q).fetchall())
+                  for k, q in queries.items() if k != "direct"}
+        times: dict[str, list[float]] = {k: [] for k in queries}
+        for _ in range(repeats):
+            for name, sql in queries.items():
+                t = time.perf_counter()
+                con.sql(sql).fetchall()
+                times[name].append(time.perf_counter() - t)
+    finally:
+        con.close()
+    med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    return {
+        "machine": machine(), "households": n, "repeats": repeats,
+        "same_counts": counts["distinct_hash"] == counts["bitstring"],
+        "median_ms": {k: round(v, 1) for k, v in med.items()},
+        "ratio_to_direct": {k: round(v / med["direct"], 3) for k, v in med.items()},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path,
+                        default=Path("/tmp/gwwork/scale-1000000-seed-0"))
+    parser.add_argument("--repeats", type=int, default=9)
+    args = parser.parse_args()
+    print(json.dumps(run(args.work, args.repeats), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()
