@@ -27,7 +27,8 @@ analyst's aggregates (one more output of the same GROUP BY), as cheaply as is ex
 - a plain count of the entity column when the engine has verified that column to be unique and
   non-null in the dataset *and* the dataset's rows are not repeated by the query's joins (see
   ``not_repeated``): then each output row of the join holds a different entity of it, and the
-  distinct count equals the count. With one dataset and no join, that is ``COUNT(*)``;
+  distinct count equals the count: ``COUNT(*)``, unless an outer join may leave the dataset's
+  side NULL (then the count of its entity column);
 - for a repeated dataset whose entity column is unique and non-null, the number of its distinct
   *rows* in the group, as the set bits of a bitmap over the rows' numbers in the dataset's table
   (``bit_count(bitstring_agg(row, 0, N - 1))``): a bit per row instead of a hash-set entry, about
@@ -369,7 +370,7 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
     numbered: set[str] = set()
     select = plan.tree
     assert isinstance(select, exp.Select)
-    single = len(plan.sources) == 1
+    nullable = outer_sides(select)
     once = None
     for table, dataset in plan.sources:
         grant = plan.grants[dataset]
@@ -379,10 +380,14 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
         entity = entity_column(plan.records[dataset])
         if entity is not None and once is None:
             once = not_repeated(plan, unique)
+        # its rows, when each row of the join holds a different one of them: COUNT(*) where
+        # every row has one (the same aggregate as an analyst's count(*), computed once)
+        rows = (f"COUNT({alias}.{quote(ENTITY)})" if table.alias_or_name in nullable
+                else "COUNT(*)")
         if entity is None:  # no identifier: its rows are the measure (a marker, never NULL)
-            count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
+            count = rows
         elif table.alias_or_name in once and unique(dataset, entity):
-            count = "COUNT(*)" if single else f"COUNT({alias}.{quote(ENTITY)})"
+            count = rows
         elif (rows := _bitmap_rows(plan, dataset, entity, unique, sizes)) is not None:
             count = f"bit_count(bitstring_agg({alias}.{quote(ROW)}, 0, {rows - 1}))"
             numbered.add(table.alias_or_name)
@@ -396,6 +401,14 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
                       copy=False)
         rules.append(GroupRule(column, dataset, grant.min_group_size))
     return rules, numbered
+
+
+def outer_sides(select: exp.Select) -> set[str]:
+    """Aliases of the sources an outer join may fill with NULLs (the right side of a LEFT
+    JOIN; the rule admits no RIGHT or FULL joins). Every other source has a row in every row of
+    the join."""
+    return {join.this.alias_or_name for join in select.args.get("joins") or []
+            if (join.side or "").upper() == "LEFT"}
 
 
 def _bitmap_rows(plan: Plan, dataset: str, entity: str, unique: Callable[[str, str], bool],
