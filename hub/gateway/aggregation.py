@@ -382,14 +382,14 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
             once = not_repeated(plan, unique)
         # its rows, when each row of the join holds a different one of them: COUNT(*) where
         # every row has one (the same aggregate as an analyst's count(*), computed once)
-        rows = (f"COUNT({alias}.{quote(ENTITY)})" if table.alias_or_name in nullable
-                else "COUNT(*)")
+        own_rows = (f"COUNT({alias}.{quote(ENTITY)})" if table.alias_or_name in nullable
+                    else "COUNT(*)")
         if entity is None:  # no identifier: its rows are the measure (a marker, never NULL)
-            count = rows
+            count = own_rows
         elif table.alias_or_name in once and unique(dataset, entity):
-            count = rows
-        elif (rows := _bitmap_rows(plan, dataset, entity, unique, sizes)) is not None:
-            count = f"bit_count(bitstring_agg({alias}.{quote(ROW)}, 0, {rows - 1}))"
+            count = own_rows
+        elif (width := _bitmap_rows(plan, dataset, entity, unique, sizes)) is not None:
+            count = f"bit_count(bitstring_agg({alias}.{quote(ROW)}, 0, {width - 1}))"
             numbered.add(table.alias_or_name)
         else:
             entity_ref = f"{alias}.{quote(ENTITY)}"
