@@ -71,14 +71,19 @@ def _plain(value: Any) -> bool:
 
     That holds for objects made of strings, safe integers, booleans, null, lists and objects
     whose keys sort the same by code point as by UTF-16 code unit (no key character at or above
-    U+D800). Floats, big integers and such keys take the full RFC 8785 path. (Exact types are
-    checked first: this runs on every event the services append.)
+    U+D800), and for floats that are not whole numbers with 1e-5 <= |x| < 1e15: both write those
+    as the shortest decimal that reads back as x, in plain notation (a duration in milliseconds,
+    say). Other floats (orjson writes ``5.0``, ``1e-06``, ``1e+16`` where RFC 8785 writes ``5``,
+    ``0.000001``, ``10000000000000000``), big integers and such keys take the full RFC 8785
+    path. (Exact types are checked first: this runs on every event the services append.)
     """
     kind = type(value)
     if kind is str or kind is bool or value is None:
         return True
     if kind is int:
         return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if kind is float:
+        return 1e-5 <= abs(value) < 1e15 and not value.is_integer()
     if kind is dict:
         for k, v in value.items():
             if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):

@@ -189,3 +189,30 @@ def test_bad_key_names_are_refused(name: str, problem: str) -> None:
 def test_note_text_with_a_control_character_is_refused(text: str) -> None:
     with pytest.raises(FormatError, match="control character"):
         format_note(text, [])
+
+
+_plain_floats = st.floats(min_value=1e-5, max_value=1e15, exclude_max=True).filter(
+    lambda x: not x.is_integer())
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(_plain_floats, _plain_floats.map(lambda x: -x),
+                 st.integers(-10**9, 10**9).map(lambda n: n / 1000),
+                 st.floats(allow_nan=False, allow_infinity=False)))
+def test_floats_take_the_fast_path_only_where_it_writes_rfc8785(x: float) -> None:
+    """Durations like 8.838 go through orjson; the bytes must be RFC 8785's all the same."""
+    from ledger.entry import _plain
+
+    obj = {"duration_ms": x, "nested": [x, {"v": x}]}
+    assert canonical_bytes(obj) == rfc8785.dumps(obj)
+    if 1e-5 <= abs(x) < 1e15 and not x.is_integer():
+        assert _plain(obj)
+
+
+def test_float_formats_that_differ_take_the_full_path() -> None:
+    from ledger.entry import _plain
+
+    for x in [0.0, -0.0, 5.0, 1e-6, 1.5e-6, 1e15 + 0.5, 1e16, 1.5e16, 1e21, 2.0**60]:
+        assert not _plain({"x": x})
+        assert canonical_bytes({"x": x}) == rfc8785.dumps({"x": x})
+    assert _plain({"x": 8.838}) and canonical_bytes({"x": 8.838}) == b'{"x":8.838}'
