@@ -57,6 +57,12 @@ def dataset_alias(name: str) -> str:
     return ALIAS_PREFIX + name
 
 
+def dataset_table(name: str) -> str:
+    """The SQL name of a dataset's table in its attached file (what the view ``main.<name>``
+    shows; the table also has row numbers, ``rowid``, which a view has not)."""
+    return f"{sql_name(dataset_alias(name))}.main.{sql_name(name)}"
+
+
 def sql_string(text: str) -> str:
     """A SQL string literal (ATTACH takes no bound parameters)."""
     return "'" + text.replace("'", "''") + "'"
@@ -212,8 +218,7 @@ def write_views(path: Path, files: Mapping[str, Path]) -> None:
         for name, file in sorted(files.items()):
             alias = sql_name(dataset_alias(name))
             con.execute(f"ATTACH {sql_string(str(file))} AS {alias} (READ_ONLY)")
-            con.execute(f"CREATE VIEW main.{sql_name(name)} AS "
-                        f"SELECT * FROM {alias}.main.{sql_name(name)}")
+            con.execute(f"CREATE VIEW main.{sql_name(name)} AS SELECT * FROM {dataset_table(name)}")
             con.execute(f"DETACH {alias}")
         con.execute("CHECKPOINT")
     except duckdb.Error as e:

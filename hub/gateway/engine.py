@@ -40,7 +40,7 @@ import duckdb
 import pyarrow as pa
 
 from hub.domain import DomainError, DomainReader, Snapshot
-from hub.domain.layout import dataset_alias
+from hub.domain.layout import dataset_table
 from hub.gateway.exceptions import (
     DomainUnavailable,
     QueryFailed,
@@ -173,19 +173,16 @@ class Engine:
         if snapshot is None:
             with self.snapshot() as snap:
                 return self.entity_unique(dataset, column, snap)
-        key = ("entity_unique", dataset, column)
-        if key not in snapshot.facts:
-            sql = (f"SELECT count(*) = count({quote(column)}) AND count(*) = "
-                   f"count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}")
-            result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20, snapshot=snapshot)
-            snapshot.facts[key] = bool(result.table.column(0)[0].as_py())
-        return snapshot.facts[key]
+        sql = (f"SELECT count(*) = count({quote(column)}) AND count(*) = "
+               f"count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}")
+        return bool(self.fact(snapshot, ("entity_unique", dataset, column), sql))
 
     def sizes(self, snapshot: Snapshot) -> "SnapshotSizes":
         """Row-number bounds and distinct counts of `snapshot`'s data (``aggregation.Sizes``)."""
         return SnapshotSizes(self, snapshot)
 
-    def _fact(self, snapshot: Snapshot, key: tuple, sql: str) -> int:
+    def fact(self, snapshot: Snapshot, key: tuple, sql: str) -> int:
+        """The one number `sql` gives on `snapshot`, read once per state under `key`."""
         if key not in snapshot.facts:
             result = self.execute(sql, None, max_rows=1, max_bytes=1 << 20, snapshot=snapshot)
             snapshot.facts[key] = int(result.table.column(0)[0].as_py() or 0)
@@ -285,10 +282,9 @@ class SnapshotSizes:
         self.threads = engine.threads
 
     def rows(self, dataset: str) -> int:
-        table = f"{quote(dataset_alias(dataset))}.main.{quote(dataset)}"
-        return self.engine._fact(self.snapshot, ("row_bound", dataset),
-                                 f"SELECT coalesce(max(rowid) + 1, 0) FROM {table}")
+        return self.engine.fact(self.snapshot, ("row_bound", dataset),
+                                f"SELECT coalesce(max(rowid) + 1, 0) FROM {dataset_table(dataset)}")
 
     def distinct(self, dataset: str, column: str) -> int:
         sql = f"SELECT count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}"
-        return self.engine._fact(self.snapshot, ("distinct", dataset, column), sql)
+        return self.engine.fact(self.snapshot, ("distinct", dataset, column), sql)

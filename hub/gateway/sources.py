@@ -29,7 +29,7 @@ from sqlglot import exp
 
 from hub.catalog.enums import AccessMode, IdentifierClass
 from hub.catalog.records import DatasetRecord, Grant
-from hub.domain.layout import dataset_alias
+from hub.domain.layout import dataset_table
 from hub.gateway.policy import DIALECT, Plan
 from hub.gateway.pseudonyms import pseudonym_sql
 
@@ -69,7 +69,7 @@ def source_sql(grant: Grant, record: DatasetRecord, used: tuple[str, ...],
         items.append(f"{quote(entity) if entity is not None else 'TRUE'} AS {quote(ENTITY)}")
     if numbered:
         items.append(f"rowid AS {quote(ROW)}")
-        table = f"{quote(dataset_alias(record.name))}.main.{quote(record.name)}"
+        table = dataset_table(record.name)
     else:
         table = f"main.{quote(record.name)}"
     if not items:

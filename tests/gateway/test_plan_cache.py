@@ -145,16 +145,20 @@ def test_plans_are_per_user_and_refusals_are_never_remembered(service) -> None:
 # --- group counts: a plain count where rows cannot repeat, exact either way -------------------
 
 
-def group_counts(service, user: str, sql: str, authorization: str | None = None):
-    """(prepared query, {group: (gateway counts…)}) before suppression."""
+def group_counts(service, user: str, sql: str, authorization: str | None = None,
+                 bitmaps: bool = False):
+    """(prepared query, {group: (gateway counts…)}) before suppression, on one snapshot; with
+    `bitmaps`, the engine's data sizes let repeated sides be counted as row bitmaps."""
     catalog = _UserCatalog(service.catalog, user, service.catalog.now())
-    prepared = prepare(policy.plan_query(sql, catalog, authorization),
-                       service.engine.entity_unique)
-    result = service.engine.execute(prepared.sql, None, max_rows=10_000, max_bytes=1 << 24)
-    table = result.table
+    engine = service.engine
+    with engine.snapshot() as snap:
+        prepared = prepare(policy.plan_query(sql, catalog, authorization),
+                           functools.partial(engine.entity_unique, snapshot=snap),
+                           engine.sizes(snap) if bitmaps else None)
+        table = engine.execute(prepared.sql, None, max_rows=10_000, max_bytes=1 << 24,
+                               snapshot=snap).table
     counts = [r.column for r in prepared.rules]
-    rows = table.to_pylist()
-    return prepared, {r["district"]: tuple(r[c] for c in counts) for r in rows}
+    return prepared, {r["district"]: tuple(r[c] for c in counts) for r in table.to_pylist()}
 
 
 def reference(service, sql: str) -> dict:
@@ -257,23 +261,9 @@ def test_a_dataset_without_identifiers_counts_only_its_own_rows(service) -> None
 # --- the repeated side as a bitmap of its rows --------------------------------------------------
 
 
-def prepared_on_snapshot(service, user: str, sql: str):
-    """(prepared with the engine's facts of one snapshot, {district: gateway counts…})."""
-    catalog = _UserCatalog(service.catalog, user, service.catalog.now())
-    engine = service.engine
-    with engine.snapshot() as snap:
-        prepared = prepare(policy.plan_query(sql, catalog),
-                           functools.partial(engine.entity_unique, snapshot=snap),
-                           engine.sizes(snap))
-        table = engine.execute(prepared.sql, None, max_rows=10_000, max_bytes=1 << 24,
-                               snapshot=snap).table
-    counts = [r.column for r in prepared.rules]
-    return prepared, {r["district"]: tuple(r[c] for c in counts) for r in table.to_pylist()}
-
-
 def test_a_repeated_side_with_a_unique_entity_is_counted_as_a_bitmap_of_rows(
         service, households_auth) -> None:
-    prepared, got = prepared_on_snapshot(service, "hana", JOIN)
+    prepared, got = group_counts(service, "hana", JOIN, bitmaps=True)
     assert 'COUNT(*) AS "__shuyu_n0"' in prepared.sql
     assert 'BIT_COUNT(BITSTRING_AGG("H"."__SHUYU_ROW", 0, ' in prepared.sql.upper()
     assert '"shuyu_ds_households".main."households"' in prepared.sql
@@ -297,12 +287,12 @@ def test_the_bitmap_needs_a_bound_on_the_groups_that_fits_the_budget(
     # a budget too small for one bitmap per group and thread: the distinct count
     per_group = (rows + 7) // 8
     monkeypatch.setattr(aggregation, "BITMAP_BUDGET", per_group * service.engine.threads * districts)
-    prepared, got = prepared_on_snapshot(service, "hana", JOIN)
+    prepared, got = group_counts(service, "hana", JOIN, bitmaps=True)
     assert "BITSTRING_AGG" not in prepared.sql.upper()
     assert 'COUNT(DISTINCT HASH("h"."__shuyu_entity"))' in prepared.sql
     monkeypatch.setattr(aggregation, "BITMAP_BUDGET", per_group * service.engine.threads
                         * (districts + 1))
-    prepared, again = prepared_on_snapshot(service, "hana", JOIN)
+    prepared, again = group_counts(service, "hana", JOIN, bitmaps=True)
     assert "BITSTRING_AGG" in prepared.sql.upper() and again == got
 
 

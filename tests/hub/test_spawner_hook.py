@@ -98,15 +98,9 @@ def test_the_gate_reads_the_hub_on_its_own_thread_only(tmp_path: Path,
     hub = HubDB(tmp_path / "jupyterhub.sqlite")
     token = hub.user("alice", [ANALYSTS_GROUP])
     spawner = hub.spawner("alice", token)
-    loop_thread: list[int] = []
-
-    async def spawn() -> None:
-        loop_thread.append(threading.get_ident())
-        await pre_spawn_hook(spawner)
-
-    asyncio.run(spawn())
+    asyncio.run(pre_spawn_hook(spawner))  # the event loop runs on this thread
     assert hub.threads, "the gate read the user's groups and token from the hub database"
-    assert set(hub.threads) == set(loop_thread)
+    assert set(hub.threads) == {threading.get_ident()}
     key = spawner.environment["SHUYU_SESSION"]
     [opened] = [e for e in ledger_entries(services)
                 if e["type"] == "session.open" and e["session"] == key]
@@ -121,15 +115,9 @@ def test_a_refusal_reads_the_hub_on_its_own_thread_only(tmp_path: Path,
     hub = HubDB(tmp_path / "jupyterhub.sqlite")
     token = hub.user("rita", ["reviewers"])
     spawner = hub.spawner("rita", token)
-    loop_thread: list[int] = []
-
-    async def spawn() -> None:
-        loop_thread.append(threading.get_ident())
-        await pre_spawn_hook(spawner)
-
     with pytest.raises(SandboxRefused) as err:
-        asyncio.run(spawn())
+        asyncio.run(pre_spawn_hook(spawner))  # the event loop runs on this thread
     assert err.value.reason == "role"
-    assert hub.threads and set(hub.threads) == set(loop_thread)
+    assert hub.threads and set(hub.threads) == {threading.get_ident()}
     assert any(e["type"] == "session.refused" and e["actor"] == "rita"
                for e in ledger_entries(services))
