@@ -8,10 +8,12 @@ For each scale (default 1M and 10M rows of ``residents``), in one run:
    so aggregate-only, minimum group size 10);
 2. start a real JupyterHub (configurable-http-proxy, random loopback ports) that runs the gateway
    as its managed service, and make the analyst's hub API token through the hub's REST API; the
-   gateway writes its per-query phase timings to a file (``timings_log``);
+   gateway writes its per-query phase timings to a file (``timings_log``). As with sandboxes,
+   the gateway also listens at its port on a second address (``SANDBOX_IP``, a loopback address
+   standing in for the sandbox bridge's), and the client calls it there, as a sandbox's does;
 3. for every query: time it directly in DuckDB (the store opened read-only with
    ``hub.domain.open_readonly``, 2 threads and 2 GB as the gateway's engine; result fetched as
-   Arrow) and through ``shuyu.Client.query(..., as_="arrow")`` (proxy, hub identity, policy,
+   Arrow) and through ``shuyu.Client.query(..., as_="arrow")`` (hub identity, policy,
    rewrite, gateway-computed group sizes, execution, paging, sha256, ledger append, pages
    fetched and verified), alternating, ``repeats`` times each; report medians, the ratio and
    the gateway's own phases, and the CPU ratio: CPU per query of the whole gateway path
@@ -19,7 +21,9 @@ For each scale (default 1M and 10M rows of ``residents``), in one run:
    machine does not distort;
 4. time a trivial query ``trivial`` times both ways, in pairs. Per pair, the fixed overhead is
    gateway time − direct time; without the ledger append it is that minus the append's wall
-   time as the gateway measured it for that very query. Both are reported as p50/p90/p99.
+   time as the gateway measured it for that very query. Both are reported as p50/p90/p99; and,
+   for comparison, the same overhead through the hub's proxy (``/services/gateway/``, the path
+   of a client on the host), ``trivial`` more pairs.
 
 Because the machine may be busy (wall times then include waiting for a core), the trivial loop
 also reports CPU time per query: of the gateway process, the ledger service (when the hub runs
@@ -69,6 +73,7 @@ QUERIES = {
                            "FROM residents r JOIN households h ON r.household_id = "
                            "h.household_id GROUP BY h.district",
 }
+SANDBOX_IP = "127.0.0.2"  # the gateway's second address, as the sandbox bridge's would be
 TRIVIAL = "SELECT count(*) AS n FROM households WHERE district = '五华区'"
 GOAL_RATIO = 1.15
 GOAL_OVERHEAD_MS = 5.0
@@ -325,7 +330,7 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
     report: dict[str, Any] = {"scale": scale, "rows": {}, **setup, "queries": {}}
     report["ledger_lone_append"] = ledger_lone_append(data_dir)
     timings_path = base / f"timings-{time.strftime('%Y%m%dT%H%M%S')}.jsonl"
-    env = {"SHUYU_GATEWAY_TIMINGS_LOG": str(timings_path)}
+    env = {"SHUYU_GATEWAY_TIMINGS_LOG": str(timings_path), "SHUYU_GATEWAY_SANDBOX_IP": SANDBOX_IP}
     if ledger_batch_age_ms is not None:
         env["SHUYU_LEDGER__BATCH_MAX_AGE_MS"] = str(ledger_batch_age_ms)
     report["gateway_env"] = {k: v for k, v in env.items() if "TIMINGS" not in k}
@@ -339,7 +344,9 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
         pids = hub_processes(hub.process.pid)
         report["processes"] = sorted(pids)
         direct = open_readonly(data_dir / "domain", memory_limit="2GB", threads=2)
-        with Client(hub.gateway_url, token, auth) as client:
+        sandbox_url = f"http://{SANDBOX_IP}:{hub.gateway_port}/services/gateway/"
+        with Client(sandbox_url, token, auth) as client, \
+                Client(hub.gateway_url, token, auth) as proxied:
             for table in ("residents", "households"):
                 report["rows"][table] = direct.sql(
                     f"SELECT count(*) AS n FROM {table}").to_arrow_table().column(0)[0].as_py()
@@ -353,6 +360,10 @@ def one_scale(base: Path, scale: int, seed: int, repeats: int, trivial: int,
                                                        read_timings(timings_path), cpu)
             time_both(client, direct, TRIVIAL, 5)
             report["trivial"] = trivial_report(client, direct, trivial, pids, timings_path)
+            time_both(proxied, direct, TRIVIAL, 5)
+            through_proxy = time_both(proxied, direct, TRIVIAL, trivial)
+            report["trivial"]["overhead_through_proxy"] = percentiles(
+                [s["gateway"] - s["direct"] for s in through_proxy])
         direct.close()
     finally:
         hub.stop()

@@ -5,15 +5,15 @@
 #      proxy (configurable-http-proxy from npm);
 #   2. the sandbox image, built offline from a local Debian base and a wheelhouse (or from
 #      $SHUYU_IMAGE_BASE, a registry image, when that registry answers);
-#   3. the internal sandbox network and the host firewall that confines it to the hub API and
-#      the proxy;
+#   3. the internal sandbox network and the host firewall that confines it to the hub API, the
+#      proxy and the query gateway;
 #   4. the data directory: ledger (database, signing key), control database, domain store with
 #      synthetic demo data, the catalog, a demo authorization, accounts for every role;
 #   5. the hub, which runs its services (gateway, review, console, ledger, regulator actions,
 #      sandbox watchdog); it prints the URL and the demo accounts.
 # Safe to run twice: what exists is reused, what runs is left alone. `make down` stops it.
 #
-# Settings (environment): SHUYU_HUB_PORT (8000), SHUYU_HUB_API_PORT (8081),
+# Settings (environment): SHUYU_HUB_PORT (8000), SHUYU_HUB_API_PORT (8081), SHUYU_GATEWAY_PORT (8030),
 # SHUYU_SANDBOX_NETWORK (shuyu-sandbox), SHUYU_DEMO_SCALE (2000 residents), SHUYU_IMAGE_BASE.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,7 @@ export SHUYU_DATA_DIR=$DATA_DIR
 export SHUYU_HUB_IP=${SHUYU_HUB_IP:-0.0.0.0}
 export SHUYU_HUB_PORT=${SHUYU_HUB_PORT:-8000}
 export SHUYU_HUB_API_PORT=${SHUYU_HUB_API_PORT:-8081}
+export SHUYU_GATEWAY_PORT=${SHUYU_GATEWAY_PORT:-8030}
 export SHUYU_SANDBOX_NETWORK=${SHUYU_SANDBOX_NETWORK:-shuyu-sandbox}
 BRIDGE=${SHUYU_SANDBOX_BRIDGE:-shuyu-sandbox}
 RUN=$DATA_DIR/run
@@ -71,7 +72,7 @@ BRIDGE=$(docker network inspect -f '{{index .Options "com.docker.network.bridge.
   || BRIDGE="br-$(docker network inspect -f '{{.Id}}' "$SHUYU_SANDBOX_NETWORK" | cut -c1-12)"
 GATEWAY=$(docker network inspect -f '{{(index .IPAM.Config 0).Gateway}}' "$SHUYU_SANDBOX_NETWORK")
 bash deploy/firewall/shuyu-firewall.sh apply --bridge "$BRIDGE" --gateway "$GATEWAY" \
-  --ports "$SHUYU_HUB_PORT,$SHUYU_HUB_API_PORT"
+  --ports "$SHUYU_HUB_PORT,$SHUYU_HUB_API_PORT,$SHUYU_GATEWAY_PORT"
 echo "$SHUYU_SANDBOX_NETWORK $BRIDGE" >"$RUN/sandbox-network"
 
 say "data directory $DATA_DIR"

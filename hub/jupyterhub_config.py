@@ -14,7 +14,9 @@ What this file sets, one function per concern (each takes the config object ``c`
 - ``configure_roles``: the groups (analysts, reviewers, regulators, authority) and the custom
   scope ``custom:shuyu:query`` that only analysts hold, so only their tokens can query;
 - ``configure_gateway``: the query gateway as a hub-managed service (``python -m hub.gateway``)
-  at ``/services/gateway/``;
+  at ``/services/gateway/``; with sandboxes it also listens where the proxy does, at its own
+  port, and sandboxes' clients call it there (one hop fewer per query; the host firewall opens
+  that port to the sandbox network, and the gateway checks each request's hub token itself);
 - ``configure_review``: the release review service (``python -m release_review.web``) at
   ``/services/review/``: analysts' clients submit with the scope ``custom:shuyu:release``;
   reviewers and analysts open it in a browser through hub OAuth (``access:services!service=
@@ -86,7 +88,16 @@ class HubOptions:
     admins: tuple[str, ...] = ()
     signup: bool = False
     sandbox_url: str = ""
+    sandboxes: bool = True
     passthrough: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def listen_ip(self) -> str:
+        """Where the proxy listens: with sandboxes, a loopback address becomes every address
+        (sandboxes reach the host at their network's gateway address, never at loopback)."""
+        if self.sandboxes and self.ip in ("127.0.0.1", "localhost", "::1"):
+            return "0.0.0.0"
+        return self.ip
 
     @property
     def hub_dir(self) -> Path:
@@ -135,6 +146,7 @@ def hub_options(env: Mapping[str, str] = os.environ) -> HubOptions:
         admins=tuple(a.strip() for a in env.get("SHUYU_HUB_ADMINS", "").split(",") if a.strip()),
         signup=env.get("SHUYU_HUB_SIGNUP", "") == "1",
         sandbox_url=env.get("SHUYU_HUB_SANDBOX_URL", ""),
+        sandboxes=env.get("SHUYU_HUB_SANDBOXES", "docker") != "off",
         passthrough=passthrough,
     )
 
@@ -200,13 +212,18 @@ def configure_roles(c: Any) -> None:
 
 
 def configure_gateway(c: Any, opts: HubOptions) -> None:
+    """The gateway as a managed service; the proxy reaches it on loopback, and with sandboxes it
+    listens where the proxy does as well (``SHUYU_GATEWAY_SANDBOX_IP``)."""
+    environment = dict(opts.passthrough)
+    if opts.sandboxes:
+        environment["SHUYU_GATEWAY_SANDBOX_IP"] = opts.listen_ip
     c.JupyterHub.services = [
         *[s for s in _configured(c.JupyterHub, "services", []) if s.get("name") != GATEWAY_SERVICE],
         {
             "name": GATEWAY_SERVICE,
             "url": f"http://127.0.0.1:{opts.gateway_port}",
             "command": [sys.executable, "-m", "hub.gateway"],
-            "environment": dict(opts.passthrough),
+            "environment": environment,
             "display": False,
         },
     ]
@@ -296,7 +313,7 @@ def apply(c: Any, opts: HubOptions | None = None) -> HubOptions:
     configure_console(c, opts)
     configure_regulator(c, opts)
     configure_sandbox_environment(c, opts)
-    if os.environ.get("SHUYU_HUB_SANDBOXES", "docker") != "off":
+    if opts.sandboxes:
         from hub.spawner import configure_spawner
 
         configure_spawner(c, opts)

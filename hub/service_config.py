@@ -8,6 +8,8 @@ and turns pydantic's errors into one message that names each bad or missing vari
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import sys
 from typing import Any, Callable, ClassVar, TypeVar
 from urllib.parse import urlsplit
@@ -69,6 +71,11 @@ class HubServiceConfig(BaseSettings):
         return parts.hostname or "127.0.0.1", parts.port or (443 if parts.scheme == "https" else 80)
 
     @property
+    def binds(self) -> list[tuple[str, int]]:
+        """Every (host, port) the service listens on (a service may add more than ``bind``)."""
+        return [self.bind]
+
+    @property
     def callback_url(self) -> str:
         """The OAuth redirect URI: the configured one, else ``<service_prefix>oauth_callback``."""
         return (getattr(self, "oauth_callback_url", "")
@@ -99,6 +106,29 @@ class HubServiceConfig(BaseSettings):
         return problems
 
 
+def caller_address(peer: str | None, forwarded_for: str | None) -> str | None:
+    """The caller's address for the ledger.
+
+    ``X-Forwarded-For`` counts only when the peer is on loopback (the hub's proxy, which listens
+    there for nothing but itself); then its last hop, the one the proxy appended, is the caller
+    and the rest is whatever the caller wrote. From any other peer (a sandbox calling the
+    gateway straight) the header is the caller's own claim and the peer is the address.
+    """
+    if not forwarded_for or not peer or not _loopback(peer):
+        return peer
+    hop = forwarded_for.rsplit(",", 1)[-1].strip()
+    if not hop:
+        return peer
+    return hop if hop == peer else f"{hop} (via {peer})"
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run_service(title: str, load_config: Callable[[], HubServiceConfig],
                 create_app: Callable[[Any], Any]) -> None:
     """``python -m <service>`` as the hub starts it: end with the hub, build the app, serve it
@@ -116,6 +146,32 @@ def run_service(title: str, load_config: Callable[[], HubServiceConfig],
     except (ConfigError, ServiceError, LedgerError, OSError) as e:
         print(f"error: the {title} cannot start: {e}", file=sys.stderr)
         sys.exit(2)
-    host, port = config.bind
-    uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
-                proxy_headers=False)
+    binds = config.binds
+    if len(binds) == 1:
+        host, port = binds[0]
+        uvicorn.run(app, host=host, port=port, log_level="info", access_log=False,
+                    proxy_headers=False)
+        return
+    try:
+        sockets = [listening_socket(host, port) for host, port in binds]
+    except OSError as e:
+        print(f"error: the {title} cannot listen: {e}", file=sys.stderr)
+        sys.exit(2)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", access_log=False,
+                                           proxy_headers=False))
+    server.run(sockets=sockets)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to (host, port) and listening, as uvicorn would make it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        raise OSError(e.errno, f"{host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock

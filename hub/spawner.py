@@ -18,9 +18,11 @@ Docker socket, the per-user work volume. The sandbox network must exist and be i
 the host firewall (``deploy/firewall/shuyu-firewall.sh``) must be in place for its bridge;
 else nothing starts.
 
-Sandboxes reach the hub API and the proxy at the network's gateway address (the host), so the
-hub and the proxy listen on all addresses; the firewall lets the sandbox bridge reach those two
-ports and nothing else on the host.
+Sandboxes reach the hub API, the proxy and the query gateway at the network's gateway address
+(the host), so the hub, the proxy and the gateway listen on all addresses; the firewall lets the
+sandbox bridge reach those three ports and nothing else on the host. The client calls the
+gateway at its own port rather than through the proxy (one hop fewer per query); the gateway
+answers there exactly what it answers behind the proxy, each request checked against the hub.
 """
 
 from __future__ import annotations
@@ -89,6 +91,11 @@ class ShuyuSpawner(DockerSpawner):
     proxy_port = Int(
         8000, help="Port of the proxy, reached by sandboxes at the sandbox network's gateway "
         "address; the client's SHUYU_GATEWAY_URL is built from it.").tag(config=True)
+    gateway_port = Int(
+        0, help="Port of the query gateway, reached by sandboxes at the sandbox network's "
+        "gateway address, where the gateway listens beside the proxy: the client's "
+        "SHUYU_GATEWAY_URL points there, and the firewall check expects the port open. "
+        "0: the client goes through the proxy.").tag(config=True)
     sandbox_url = Unicode(
         "", help="Base URL of the proxy as sandboxes reach it; empty: "
         "http://<sandbox network gateway>:<proxy_port>.").tag(config=True)
@@ -173,7 +180,10 @@ class ShuyuSpawner(DockerSpawner):
         return check_network(self.network_name, inspected)
 
     def firewall_ports(self) -> list[int]:
-        return sorted({int(self.proxy_port), int(self.hub.port)})
+        ports = {int(self.proxy_port), int(self.hub.port)}
+        if self.gateway_port:
+            ports.add(int(self.gateway_port))
+        return sorted(ports)
 
     async def check_firewall(self, net: NetworkInfo) -> None:
         if not self.firewall_check:
@@ -234,6 +244,14 @@ class ShuyuSpawner(DockerSpawner):
     def sandbox_base_url(self, net: NetworkInfo) -> str:
         return (self.sandbox_url or f"http://{net.gateway}:{self.proxy_port}").rstrip("/")
 
+    def sandbox_gateway_url(self, net: NetworkInfo) -> str:
+        """The gateway as the client reaches it: straight at its port on the sandbox network's
+        gateway address, or through the proxy when no port is set or the proxy's address was
+        configured (a proxy elsewhere, TLS in front of it)."""
+        if self.gateway_port and not self.sandbox_url:
+            return f"http://{net.gateway}:{self.gateway_port}/services/gateway/"
+        return f"{self.sandbox_base_url(net)}/services/gateway/"
+
     async def start(self) -> Any:
         if not self.data_dir:
             raise SandboxRefused("Sandboxes are misconfigured (no data directory).",
@@ -245,7 +263,7 @@ class ShuyuSpawner(DockerSpawner):
         base = self.sandbox_base_url(net)
         self.environment = {
             **self.environment,
-            "SHUYU_GATEWAY_URL": f"{base}/services/gateway/",
+            "SHUYU_GATEWAY_URL": self.sandbox_gateway_url(net),
             "SHUYU_REVIEW_URL": f"{base}/services/review/",
         }
         return await super().start()
@@ -519,8 +537,7 @@ def configure_spawner(c: Any, opts: "HubOptions", env: dict[str, str] | None = N
     c.JupyterHub.spawner_class = ShuyuSpawner
     # sandboxes reach the hub API and the proxy at the sandbox network's gateway address
     c.JupyterHub.hub_ip = "0.0.0.0"
-    if opts.ip in ("127.0.0.1", "localhost", "::1"):
-        c.JupyterHub.ip = "0.0.0.0"
+    c.JupyterHub.ip = opts.listen_ip
     c.JupyterHub.cleanup_servers = True
     c.ShuyuSpawner.data_dir = str(opts.data_dir)
     c.ShuyuSpawner.image = image
@@ -538,6 +555,7 @@ def configure_spawner(c: Any, opts: "HubOptions", env: dict[str, str] | None = N
     c.ShuyuSpawner.cpu_limit = float(env.get("SHUYU_SANDBOX_CPUS", "1.0"))
     c.ShuyuSpawner.pids_limit = int(env.get("SHUYU_SANDBOX_PIDS", "256"))
     c.ShuyuSpawner.proxy_port = opts.port
+    c.ShuyuSpawner.gateway_port = opts.gateway_port
     c.ShuyuSpawner.sandbox_url = opts.sandbox_url
     c.ShuyuSpawner.start_timeout = 120
     c.ShuyuSpawner.http_timeout = 90

@@ -5,7 +5,7 @@ namespace with NET_ADMIN and the Docker socket), safe to run on every ``up``:
 2. makes the internal sandbox network ``$SHUYU_SANDBOX_NETWORK`` (bridge ``shuyu-sandbox``) if
    it is missing, and refuses one that exists but is not internal;
 3. applies the host firewall for it (``deploy/firewall/shuyu-firewall.sh``): the sandbox bridge
-   reaches the hub API and the proxy ports and nothing else;
+   reaches the hub API, the proxy and the query gateway ports and nothing else;
 4. initializes the ledger (database and signing key; ``shuyu ledger init`` is idempotent).
 """
 
@@ -57,7 +57,8 @@ def main() -> None:
                                                                 "shuyu-sandbox"))
     finally:
         client.close()
-    ports = f"{os.environ.get('SHUYU_HUB_PORT', '8000')},{os.environ.get('SHUYU_HUB_API_PORT', '8081')}"
+    ports = ",".join(os.environ.get(name, default) for name, default in (
+        ("SHUYU_HUB_PORT", "8000"), ("SHUYU_HUB_API_PORT", "8081"), ("SHUYU_GATEWAY_PORT", "8030")))
     subprocess.run([str(REPO / "deploy/firewall/shuyu-firewall.sh"), "apply", "--bridge", bridge,
                     "--gateway", gateway, "--ports", ports], check=True)
     subprocess.run(["shuyu", "ledger", "init"], check=True)

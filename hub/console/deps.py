@@ -20,6 +20,7 @@ from hub.console.config import ConsoleConfig
 from hub.console.errors import BadRequestToken, LoginRequired, NotAuthority
 from hub.console.oauth import HubOAuth, HubUser
 from hub.console.service import ConsoleService
+from hub.service_config import caller_address
 
 SESSION_COOKIE = "shuyu-console-session"
 STATE_COOKIE = "shuyu-console-oauth-state"
@@ -71,12 +72,10 @@ async def checked_form(request: Request, user: Annotated[HubUser, Depends(curren
 
 
 def client_address(request: Request) -> str | None:
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        first = forwarded.split(",")[0].strip()
-        return f"{first} (via {peer})" if peer and peer != first else first
-    return peer
+    """The caller's address for the ledger (``caller_address``: the proxy's hop, else the
+    peer)."""
+    return caller_address(request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"))
 
 
 def current_actor(request: Request, user: Annotated[HubUser, Depends(current_user)]) -> Actor:

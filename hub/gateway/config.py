@@ -10,6 +10,7 @@ The gateway refuses to start without a hub API URL: it identifies callers only t
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -41,6 +42,13 @@ class GatewayConfig(HubServiceConfig):
         "http://127.0.0.1:8030",
         validation_alias=env_alias("gateway", "service_url", "JUPYTERHUB_SERVICE_URL"),
         description="Where the gateway listens (scheme, host and port).",
+    )
+    sandbox_ip: str = Field(
+        "",
+        description="Also listen on this address, at service_url's port, so that sandboxes "
+        "reach the gateway straight, not through the proxy (the hub sets it to the address its "
+        "proxy listens on when it runs sandboxes; the host firewall opens the port to the "
+        "sandbox network). Empty: only where service_url says.",
     )
     required_scope: str = Field(
         "custom:shuyu:query",
@@ -100,6 +108,25 @@ class GatewayConfig(HubServiceConfig):
         if not SIZE_PATTERN.match(v.strip()):
             raise ValueError(f"must be a size such as 2GB or 512MiB, got {v!r}")
         return v.strip()
+
+    @field_validator("sandbox_ip")
+    @classmethod
+    def _ip(cls, v: str) -> str:
+        v = v.strip()
+        if v:
+            ipaddress.ip_address(v)  # ValueError names the bad value
+        return v
+
+    @property
+    def binds(self) -> list[tuple[str, int]]:
+        """Every (host, port) to listen on: ``service_url``'s, and ``sandbox_ip`` at the same
+        port. A wildcard address covers loopback too, so then it is the only one."""
+        host, port = self.bind
+        if not self.sandbox_ip or self.sandbox_ip == host:
+            return [(host, port)]
+        if ipaddress.ip_address(self.sandbox_ip).is_unspecified:
+            return [(self.sandbox_ip, port)]
+        return [(host, port), (self.sandbox_ip, port)]
 
     @field_validator("required_scope")
     @classmethod

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hub.gateway.identity import HubIdentity, HubUser, token_from_header
 from hub.gateway.service import QueryService
+from hub.service_config import caller_address
 
 
 async def get_service(request: Request) -> QueryService:
@@ -42,13 +43,10 @@ async def current_user(
 
 
 async def client_address(request: Request) -> str | None:
-    """The caller's address for the ledger: the proxy's X-Forwarded-For hop, else the peer."""
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        first = forwarded.split(",")[0].strip()
-        return f"{first} (via {peer})" if peer and peer != first else first
-    return peer
+    """The caller's address for the ledger (``caller_address``: the proxy's hop, else the
+    peer)."""
+    return caller_address(request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"))
 
 
 CurrentUser = Annotated[HubUser, Depends(current_user)]

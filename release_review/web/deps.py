@@ -11,6 +11,7 @@ from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
+from hub.service_config import caller_address
 from release_review.permissions import ReviewUser
 from release_review.service import ReleaseReviewService
 from release_review.web.identity import SESSION_COOKIE, HubIdentity
@@ -25,13 +26,10 @@ def get_identity(request: Request) -> HubIdentity:
 
 
 def client_address(request: Request) -> str | None:
-    """The caller's address for the ledger: the proxy's X-Forwarded-For hop, else the peer."""
-    peer = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        first = forwarded.split(",")[0].strip()
-        return f"{first} (via {peer})" if peer and peer != first else first
-    return peer
+    """The caller's address for the ledger (``caller_address``: the proxy's hop, else the
+    peer)."""
+    return caller_address(request.client.host if request.client else None,
+                          request.headers.get("x-forwarded-for"))
 
 
 async def api_user(request: Request, identity: Annotated[HubIdentity, Depends(get_identity)],

@@ -124,7 +124,7 @@ def system() -> Iterator[System]:
         from tests.e2e.harness import Ports
 
         ports = Ports.free()
-        applied = net.firewall("apply", [ports.public, ports.api])
+        applied = net.firewall("apply", [ports.public, ports.api, ports.gateway])
         assert applied.returncode == 0, applied.stderr
         hub = SystemHub.start(world.data_dir, net, {
             "SHUYU_SANDBOX_PREFIX": net.name,

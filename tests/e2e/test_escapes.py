@@ -97,9 +97,43 @@ def test_host_listener_on_another_port_is_unreachable(system: System, alice: Ana
 
 def test_other_host_services_are_unreachable(system: System, alice: Analyst) -> None:
     p = system.hub.ports
-    ports = [p.ledger, p.gateway, p.review, p.console, p.regulator, p.proxy_api, 22]
-    result = inside(alice, f"print(json.dumps([tcp(GATEWAY_HOST, p) for p in {ports}]))")
-    assert all(r != "connected" for r in result), dict(zip(ports, result))
+    ports = [p.ledger, p.review, p.console, p.regulator, p.proxy_api, 22]
+    probe = ports + [p.gateway]
+    result = inside(alice, f"print(json.dumps([tcp(GATEWAY_HOST, p) for p in {probe}]))")
+    assert all(r != "connected" for r in result[:-1]), dict(zip(ports, result))
+    assert result[-1] == "connected"  # control: the query gateway's port is open to sandboxes
+
+
+def test_the_gateway_port_serves_the_gateway_only(system: System, alice: Analyst) -> None:
+    """The client calls the gateway at its own port; the port answers nothing else, and the
+    ledger records the sandbox's own address, whatever X-Forwarded-For the caller claims."""
+    gateway = f"http://{system.net.gateway}:{system.hub.ports.gateway}"
+    result = inside(alice, f"""
+import shuyu
+df = shuyu.query("SELECT district, count(*) AS n FROM residents GROUP BY district")
+forged = urllib.request.Request({gateway!r} + "/services/gateway/queries", method="POST",
+    data=json.dumps({{"sql": "SELECT count(*) AS n FROM residents"}}).encode(),
+    headers={{"Authorization": f"token {{TOKEN}}", "Content-Type": "application/json",
+             "X-Forwarded-For": "10.99.99.99"}})
+with urllib.request.urlopen(forged, timeout=30) as r:
+    forged_id = json.load(r)["query_id"]
+me = socket.gethostbyname(socket.gethostname())
+print(json.dumps({{
+    "url": os.environ["SHUYU_GATEWAY_URL"], "rows": len(df), "me": me,
+    "query_id": shuyu.last_result().query_id, "forged_id": forged_id,
+    "hub_through_gateway_port": http({gateway!r} + "/hub/api/user"),
+    "ledger_through_gateway_port": http({gateway!r} + "/services/ledger/api/v1/entries"),
+    "review_through_gateway_port": http({gateway!r} + "/services/review/api/requests"),
+}}))
+""")
+    assert result["url"] == gateway + "/services/gateway/", result
+    assert result["rows"] > 0
+    for key in ("hub", "ledger", "review"):
+        assert result[f"{key}_through_gateway_port"] == 404, result
+    sources = {e["details"]["query_id"]: e["details"]["source"]
+               for e in system.entries_of("query", actor="alice")}
+    assert sources[result["query_id"]] == result["me"], sources  # the container's address
+    assert sources[result["forged_id"]] == result["me"], sources  # not the claimed one
 
 
 def test_container_on_another_network_is_unreachable(system: System, alice: Analyst) -> None:

@@ -37,7 +37,7 @@ print(json.dumps({"id": r.id, "status": r.status, "grade": r.grade,
 
 SANDBOX_DOWNLOAD = """
 import json, os, httpx
-base = os.environ["SHUYU_GATEWAY_URL"].replace("/services/gateway/", "/services/review/")
+base = os.environ["SHUYU_REVIEW_URL"]
 url = base + "releases/{id}/download"
 token = os.environ["JUPYTERHUB_API_TOKEN"]
 out = {{}}

@@ -28,6 +28,7 @@ from tests.gateway.world import World, build_world
 ROW_LIMIT = 2000
 PAGE_BYTES = 16 * 1024
 QUERY_TIMEOUT = 4
+SANDBOX_IP = "127.0.0.2"  # a loopback address of its own, standing in for the sandbox bridge's
 ANALYSTS = ("alice", "bob", "carol", "dave", "erin", "frank", "gina")
 OTHERS = ("zed",)
 
@@ -49,6 +50,8 @@ def hub(world: World) -> Iterator[RealHub]:
         "SHUYU_GATEWAY_PAGE_BYTES": str(PAGE_BYTES),
         "SHUYU_GATEWAY_QUERY_TIMEOUT_SECONDS": str(QUERY_TIMEOUT),
         "SHUYU_LEDGER__BATCH_MAX_AGE_MS": "0",
+        # as with sandboxes: the gateway also listens on another address at its port
+        "SHUYU_GATEWAY_SANDBOX_IP": SANDBOX_IP,
     })
     yield running
     running.stop()

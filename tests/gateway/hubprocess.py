@@ -63,6 +63,7 @@ class RealHub:
     api_url: str
     admin_token: str
     log_path: Path
+    gateway_port: int = 0
 
     @property
     def gateway_url(self) -> str:
@@ -107,7 +108,7 @@ class RealHub:
         )
         log.close()
         hub = cls(process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/hub/api", token,
-                  log_path)
+                  log_path, int(env["SHUYU_GATEWAY_PORT"]))
         try:
             hub._wait_ready()
         except BaseException:

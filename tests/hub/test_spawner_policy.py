@@ -166,8 +166,46 @@ def test_configure_spawner_sets_the_hardened_spawner(tmp_path: Path,
                                        "read:servers", "servers"}
     names = [s["name"] for s in c.JupyterHub.services]
     assert "gateway" in names and names[-1] == "watchdog"
-    # sandboxes reach the hub and the proxy through the network gateway address
+    # sandboxes reach the hub, the proxy and the gateway through the network gateway address
     assert c.JupyterHub.hub_ip == "0.0.0.0" and c.JupyterHub.ip == "0.0.0.0"
+    gateway = [s for s in c.JupyterHub.services if s["name"] == "gateway"][0]
+    assert gateway["url"] == f"http://127.0.0.1:{opts.gateway_port}"  # the proxy's route
+    assert gateway["environment"]["SHUYU_GATEWAY_SANDBOX_IP"] == "0.0.0.0"  # where the proxy is
+    assert s.gateway_port == opts.gateway_port == 8030 and s.proxy_port == 8000
+
+
+def spawner_at(**config: object) -> ShuyuSpawner:
+    """A spawner with just the traits these checks read (no hub, no Docker)."""
+    spawner = ShuyuSpawner.__new__(ShuyuSpawner)
+    for name, value in config.items():
+        spawner.set_trait(name, value)
+    return spawner
+
+
+def test_sandboxes_call_the_gateway_at_its_own_port_through_the_firewall() -> None:
+    net = check_network(NET, {"Id": "f" * 64, "Internal": True, "Options": {},
+                              "IPAM": {"Config": [{"Subnet": "172.30.0.0/16",
+                                                   "Gateway": "172.30.0.1"}]}})
+    direct = spawner_at(proxy_port=8000, gateway_port=8030)
+    assert direct.sandbox_gateway_url(net) == "http://172.30.0.1:8030/services/gateway/"
+    assert direct.sandbox_base_url(net) == "http://172.30.0.1:8000"  # the review service's
+    proxied = spawner_at(proxy_port=8000, gateway_port=0)
+    assert proxied.sandbox_gateway_url(net) == "http://172.30.0.1:8000/services/gateway/"
+    # a proxy address set by the operator (TLS in front, another host): the gateway behind it
+    elsewhere = spawner_at(proxy_port=8000, gateway_port=8030,
+                           sandbox_url="https://hub.example.internal/")
+    assert (elsewhere.sandbox_gateway_url(net)
+            == "https://hub.example.internal/services/gateway/")
+
+
+def test_the_firewall_check_expects_the_gateway_port_open(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    class Hub:
+        port = 8081
+
+    monkeypatch.setattr(ShuyuSpawner, "hub", Hub(), raising=False)
+    assert spawner_at(proxy_port=8000, gateway_port=8030).firewall_ports() == [8000, 8030, 8081]
+    assert spawner_at(proxy_port=8000, gateway_port=0).firewall_ports() == [8000, 8081]
 
 
 def test_a_hub_without_sandboxes_keeps_the_base_config(tmp_path: Path,
@@ -178,3 +216,5 @@ def test_a_hub_without_sandboxes_keeps_the_base_config(tmp_path: Path,
     apply(c, hub_options())
     assert "spawner_class" not in c.JupyterHub
     assert c.JupyterHub.hub_ip == "127.0.0.1"
+    gateway = [s for s in c.JupyterHub.services if s["name"] == "gateway"][0]
+    assert "SHUYU_GATEWAY_SANDBOX_IP" not in gateway["environment"]  # loopback only
