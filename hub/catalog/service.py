@@ -89,8 +89,10 @@ class OpenedCatalog(CatalogService):
         self.log.close()
 
 
-def open_catalog(settings: Settings, clock: Clock = utc_now) -> OpenedCatalog:
-    """The service over the control database and ledger that `settings` name."""
+def open_catalog(settings: Settings, clock: Clock = utc_now,
+                 remember_checks: bool = False) -> OpenedCatalog:
+    """The service over the control database and ledger that `settings` name
+    (``remember_checks``: see ``SqlAlchemyCatalogStore``)."""
     from hub.catalog.storage import SqlAlchemyCatalogStore
     from ledger.cli import log_config
     from ledger.log import Log
@@ -98,7 +100,7 @@ def open_catalog(settings: Settings, clock: Clock = utc_now) -> OpenedCatalog:
     log = Log.open(log_config(settings))
     store = None
     try:
-        store = SqlAlchemyCatalogStore(settings.control_database_url, log)
+        store = SqlAlchemyCatalogStore(settings.control_database_url, log, remember_checks)
         store.create()
     except Exception:
         if store is not None:

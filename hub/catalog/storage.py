@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.catalog import mapping, reads
+from hub.catalog.readcache import UntilChanged, changes_for
 from hub.catalog.events import AuditEvent, AuditEventType
 from hub.catalog.exceptions import (
     AlreadyExists,
@@ -171,11 +172,25 @@ class SqlLedgeredStore:
 
 
 class SqlAlchemyCatalogStore(SqlLedgeredStore):
-    """The catalog in a SQL database, writing each change together with its ledger entries."""
+    """The catalog in a SQL database, writing each change together with its ledger entries.
+
+    With ``remember_checks`` (the gateway's), ``query_context`` answers are remembered until
+    anything is committed to the database (``readcache``; SQLite only, else a no-op)."""
 
     metadata = Base.metadata
     schema_lock = SCHEMA_LOCK
     ledger: "LedgerSink"
+
+    def __init__(self, url: str, ledger: Any, remember_checks: bool = False):
+        super().__init__(url, ledger)
+        self._changes = changes_for(url) if remember_checks else None
+        self._contexts = (UntilChanged(self._read_query_context, self._changes)
+                          if self._changes is not None else None)
+
+    def close(self) -> None:
+        if self._changes is not None:
+            self._changes.close()
+        super().close()
 
     # --- reads ---------------------------------------------------------------------------
 
@@ -250,6 +265,13 @@ class SqlAlchemyCatalogStore(SqlLedgeredStore):
         The agreements are partial views (``partial=True``): their scope holds only `dataset`
         and their analysts only `user`.
         """
+        if self._contexts is not None:
+            record, candidates = self._contexts.get(user, dataset)
+            return record, list(candidates)  # the records are frozen; the list is the caller's
+        return self._read_query_context(user, dataset)
+
+    def _read_query_context(self, user: str, dataset: str
+                            ) -> tuple[DatasetRecord | None, list[AuthorizationRecord]]:
         with self._snapshot() as conn:
             return reads.query_context(conn, user, dataset)
 

@@ -28,7 +28,7 @@ from shuyu_server.settings import Settings, load_settings
 
 
 def build_service(settings: Settings, config: GatewayConfig) -> QueryService:
-    catalog = open_catalog(settings)
+    catalog = open_catalog(settings, remember_checks=True)
     engine = Engine(settings.domain_dir, memory_limit=config.memory_limit,
                     threads=config.threads, timeout=config.query_timeout_seconds)
     keys = PseudonymKeys(settings.pseudonym_keys_dir)
