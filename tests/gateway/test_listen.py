@@ -7,11 +7,14 @@ address of its own, besides the proxy's route. ``X-Forwarded-For`` counts only f
 
 from __future__ import annotations
 
+import asyncio
+import socket
+
 import httpx
 import pytest
 
 from hub.gateway.config import GatewayConfig, load_gateway_config
-from hub.service_config import ConfigError, caller_address
+from hub.service_config import ConfigError, caller_address, listening_socket
 from tests.gateway.fixtures import SANDBOX_IP
 
 SQL = "SELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY district"
@@ -20,6 +23,30 @@ SQL = "SELECT district, count(*) AS n FROM residents GROUP BY district ORDER BY 
 def config(**fields: str) -> GatewayConfig:
     return GatewayConfig(hub_api_url="http://127.0.0.1:8081/hub/api",
                          service_url="http://127.0.0.1:8030", **fields)
+
+
+def test_connections_on_the_extra_sockets_send_without_delay() -> None:
+    """Connections the server accepts on ``listening_socket`` sockets have Nagle's algorithm
+    off, as on the sockets uvicorn makes itself (else each response waited ~40 ms for the
+    client's delayed ACK)."""
+    async def accept_one() -> int:
+        sock = listening_socket(SANDBOX_IP, 0)
+        seen: list[int] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted = writer.get_extra_info("socket")
+            seen.append(accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=sock)
+        reader, writer = await asyncio.open_connection(SANDBOX_IP, sock.getsockname()[1])
+        await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+        return seen[0]
+
+    assert asyncio.run(accept_one()) != 0
 
 
 def test_binds_follow_the_sandbox_address() -> None:
