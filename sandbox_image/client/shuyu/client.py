@@ -13,10 +13,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import httpx
 import pyarrow as pa
 
 from shuyu import _environment
+from shuyu._http import Http, Response
 from shuyu.errors import (
     ResultIntegrityError,
     ShuyuError,
@@ -101,11 +101,8 @@ class Client:
             authorization = authorization or env.authorization
         self.authorization = authorization
         self.last_result: QueryInfo | None = None
-        self._http = httpx.Client(
-            base_url=gateway_url.rstrip("/") + "/", trust_env=False,
-            headers={"Authorization": f"token {token}", "User-Agent": "shuyu-client"},
-            timeout=httpx.Timeout(timeout, connect=10.0),
-        )
+        self._http = Http(gateway_url, {"Authorization": f"token {token}",
+                                        "User-Agent": "shuyu-client"}, timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -118,7 +115,7 @@ class Client:
 
     # --- HTTP -----------------------------------------------------------------------------
 
-    def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, **kw: Any) -> Response:
         response = send(self._http, "query gateway", method, path, **kw)
         if response.status_code >= 400:
             raise error_for(response.status_code, *problem(response))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
+from shuyu._http import Http, HttpError, Response
 
 
 class ShuyuError(Exception):
@@ -57,16 +57,15 @@ def error_for(status: int, code: str, reason: str) -> ShuyuError:
     return QueryFailed(reason, code, status)
 
 
-def send(http: httpx.Client, service: str, method: str, path: str,
-         **kw: Any) -> httpx.Response:
+def send(http: Http, service: str, method: str, path: str, **kw: Any) -> Response:
     """One request to a platform service; `GatewayUnavailable` if it cannot be reached."""
     try:
         return http.request(method, path, **kw)
-    except httpx.HTTPError as e:
+    except HttpError as e:
         raise GatewayUnavailable(f"cannot reach the {service}: {e}", "unreachable") from None
 
 
-def problem(response: httpx.Response) -> tuple[str, str]:
+def problem(response: Response) -> tuple[str, str]:
     """(code, reason) of a service's error answer, JSON or not."""
     try:
         body = response.json()

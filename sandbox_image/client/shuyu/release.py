@@ -30,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-import httpx
-
+from shuyu._http import Http
 from shuyu.errors import (
     ConfigurationError,
     ShuyuError,
@@ -117,10 +116,8 @@ class ReleaseClient:
             raise ConfigurationError("JUPYTERHUB_API_TOKEN is not set: shuyu runs inside a "
                                      "Shuyu sandbox (or pass token=)", "not_configured")
         self.authorization = authorization or os.environ.get("SHUYU_AUTHORIZATION") or None
-        self._http = httpx.Client(base_url=url.rstrip("/") + "/", trust_env=False,
-                                  headers={"Authorization": f"token {token}",
-                                           "User-Agent": "shuyu-client"},
-                                  timeout=httpx.Timeout(timeout, connect=10.0))
+        self._http = Http(url, {"Authorization": f"token {token}",
+                                "User-Agent": "shuyu-client"}, timeout)
 
     def close(self) -> None:
         self._http.close()
