@@ -14,6 +14,13 @@ committed and its checkpoint signed, exactly as for the services. PostgreSQL is 
 reference when the test server is reachable.
 
 Run alone: `python -m bench.ledger_appends [--entries 240000] [--batch N] [--procs 1,4,16]`.
+
+`--lone N` measures latency instead: N single appends, one at a time (`Log.append`, waiting for
+each), from this process to a sequencer process on a fresh log (`sequencer`), and for reference
+sequenced in this process (`local`); `--gap S` pauses between appends (default 5 ms), as a
+service does between requests. Each append is one batch, so its latency minus the time its
+`Log.commit_local` took (`beyond_commit`) is what the hand-offs between threads and processes
+cost, apart from the disk's own variation.
 """
 
 from __future__ import annotations
@@ -92,14 +99,33 @@ def _spawn(*args: str) -> subprocess.Popen:
 # --- the processes ---------------------------------------------------------------------------
 
 
-def run_sequencer_process(config: str) -> None:
+def run_sequencer_process(config: str, timed: bool = False) -> None:
     log = Log.open(_read_config(config))
+    commits = _time_commits(log) if timed else None
     seq = Sequencer(log)
     seq.start()
     print("ready", flush=True)
     sys.stdin.read()  # until the harness closes our stdin
     seq.stop()
     log.close()
+    if commits is not None:
+        print(json.dumps(commits), flush=True)
+
+
+def _time_commits(log: Log) -> list[float]:
+    """Record how long each `commit_local` takes (install before the committer is made)."""
+    commits: list[float] = []
+    commit = log.commit_local
+
+    def timed(batch):  # type: ignore[no-untyped-def]
+        t0 = time.perf_counter()
+        try:
+            return commit(batch)
+        finally:
+            commits.append(time.perf_counter() - t0)
+
+    log.commit_local = timed  # type: ignore[method-assign]
+    return commits
 
 
 def run_appender_process(config: str, worker: int, count: int, mode: str, go: str) -> None:
@@ -296,6 +322,70 @@ def _drop_scratch(admin, name: str) -> str | None:  # type: ignore[no-untyped-de
     return problem
 
 
+def lone_latency(count: int, gap: float, mode: str, batch: int) -> dict:
+    """Latency of one durable append at a time, from this process (`Log.append`)."""
+    from bench.common import percentiles
+
+    base = RESULTS / f"appends-lone-{mode}"
+    shutil.rmtree(base, ignore_errors=True)
+    base.mkdir(parents=True)
+    cfg = config_for(base, None, batch)
+    init_log(cfg)
+    config = base / "config.json"
+    _write_config(cfg, config)
+    sequencer = None
+    if mode == "sequencer":
+        sequencer = subprocess.Popen(
+            [sys.executable, "-m", "bench.ledger_appends", "sequencer", str(config), "timed"],
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        assert sequencer.stdout.readline().strip() == "ready"
+    try:
+        log = Log.open(cfg)
+        commits = None if sequencer else _time_commits(log)
+        try:
+            assert log.appender().remote == (mode == "sequencer")
+            events = [bench_event(0, i) for i in range(count + 20)]
+            for event in events[:20]:  # warm up: connection, statements, caches
+                log.append(event)
+            samples = []
+            cpu0 = _own_cpu()
+            for event in events[20:]:
+                time.sleep(gap)
+                t0 = time.perf_counter()
+                log.append(event)
+                samples.append(time.perf_counter() - t0)
+            cpu = _own_cpu() - cpu0
+        finally:
+            log.close()
+    finally:
+        if sequencer:
+            sequencer.stdin.close()
+            commits = json.loads(sequencer.stdout.readline() or "null")
+            sequencer.wait(60)
+            sequencer.stdout.close()
+    out = percentiles(samples)
+    out["mean_ms"] = round(sum(samples) / len(samples) * 1e3, 4)
+    out["appender_cpu_us_per_append"] = round(cpu / count * 1e6, 1)
+    if commits is not None and len(commits) == count + 20:  # one batch per append
+        # the disk's share varies from run to run; what the hand-offs cost is the rest
+        commits = commits[20:]
+        out["commit_p50_ms"] = percentiles(commits)["p50_ms"]
+        rest = percentiles([t - c for t, c in zip(samples, commits)])
+        out["beyond_commit_p50_ms"], out["beyond_commit_p90_ms"] = rest["p50_ms"], rest["p90_ms"]
+    return out
+
+
+def run_lone(count: int, gap: float, batch: int | None) -> dict:
+    batch = batch or default_batch()
+    out: dict = {"appends": count, "gap_s": gap, "load_avg_before": round(os.getloadavg()[0], 2)}
+    for mode in ("sequencer", "local"):
+        out[mode] = lone_latency(count, gap, mode, batch)
+    out["load_avg_after"] = round(os.getloadavg()[0], 2)
+    return out
+
+
 def default_batch() -> int:
     from shuyu_server.settings import LedgerSettings
 
@@ -327,7 +417,7 @@ def run(entries: int = 240_000, batch: int | None = None,
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "sequencer":
-        return run_sequencer_process(sys.argv[2])
+        return run_sequencer_process(sys.argv[2], timed=sys.argv[3:] == ["timed"])
     if len(sys.argv) > 1 and sys.argv[1] == "appender":
         return run_appender_process(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
                                     sys.argv[5], sys.argv[6])
@@ -335,7 +425,14 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=240_000)
     ap.add_argument("--batch", type=int, default=None, help="default: the settings' batch size")
     ap.add_argument("--procs", default="1,4,16")
+    ap.add_argument("--lone", type=int, default=0, metavar="N",
+                    help="measure the latency of N single appends instead of the rates")
+    ap.add_argument("--gap", type=float, default=0.005, help="pause between lone appends (s)")
     args = ap.parse_args()
+    if args.lone:
+        lone = run_lone(args.lone, args.gap, args.batch)
+        print(dump({"machine": machine(), "ledger_lone_append": lone}))
+        return
     procs = tuple(int(p) for p in args.procs.split(","))
     print(dump({"machine": machine(), "ledger_appends": run(args.entries, args.batch, procs)}))
 

@@ -295,32 +295,40 @@ class Appender:
         return self._submit([event])
 
     def append(self, event: dict[str, Any]) -> int:
-        return self._wait(self._submit([event]))
+        return self._wait(self._submit([event], sync=True))
 
     def append_many(self, events: Iterable[dict[str, Any]]) -> list[int]:
         events = list(events)
         if not events:
             return []
-        first = self._wait(self._submit(events))
+        first = self._wait(self._submit(events, sync=True))
         return list(range(first, first + len(events)))
 
-    def _submit(self, events: list[Any]) -> "Future[int]":
-        """Encode (all or nothing) and queue one request; the future gives its first index."""
+    def _submit(self, events: list[Any], sync: bool = False) -> "Future[int]":
+        """Encode (all or nothing) and queue one request; the future gives its first index.
+
+        With `sync` the caller waits for it at once: it reads the sequencer's answer itself,
+        or, sequencing locally with the committer idle, commits the batch itself."""
         try:
             client = self._live_client()
             if client is not None:  # the sequencer derives the filter columns itself
                 entries = [encode_entry(e) for e in events]
                 try:
-                    return client.submit(entries)
+                    return client.submit(entries, sync=sync)
                 except LedgerUnavailable:
                     if client.broken is None:
                         raise
                     # lost between the check and the submit; nothing was sent: go again
                     client = self._live_client()
                     if client is not None:
-                        return client.submit(entries)
+                        return client.submit(entries, sync=sync)
             assert self.committer is not None
-            return self.committer.submit([encode_row(e) for e in events])
+            rows = [encode_row(e) for e in events]
+            if sync:
+                done = self.committer.lead([rows])
+                if done is not None:
+                    return done[0]
+            return self.committer.submit(rows)
         except LedgerError:
             raise
         except Exception as e:  # noqa: BLE001 - could not even queue it: not recorded
@@ -384,7 +392,8 @@ class Sequencer:
         self.log = log
         cfg = log.config
         self.committer = GroupCommitter(log.commit_local, cfg.batch_max_size, cfg.batch_max_age)
-        self.server = SequencerServer(cfg.socket_path, self.committer.submit, prepare_rows)
+        self.server = SequencerServer(cfg.socket_path, self.committer.submit, prepare_rows,
+                                      lead=self.committer.lead)
         self._lockf = None
 
     def start(self) -> None:

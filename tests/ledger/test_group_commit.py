@@ -46,8 +46,10 @@ def pid_of(data: bytes) -> int:
     return json.loads(data)["details"]["pid"]
 
 
-def test_appenders_in_several_processes_share_batches(tmp_path: Path) -> None:
-    _, config = make_config(tmp_path, batch_max_size=256, batch_max_age=0.02)
+@pytest.mark.parametrize("max_age", [0.02, 0.0], ids=["max-age", "natural"])
+def test_appenders_in_several_processes_share_batches(tmp_path: Path, max_age: float) -> None:
+    """(max_age 0: the sequencer's loop commits rounds itself while the committer is idle.)"""
+    _, config = make_config(tmp_path, batch_max_size=256, batch_max_age=max_age)
     sequencer = start_sequencer(config)
     start = tmp_path / "go"
     try:
