@@ -584,23 +584,24 @@ class SequencerClient:
         (it may then read the answer itself); otherwise the receiver thread reads it."""
         fut: Future[int] = _Reply(self) if sync else Future()
         with self._lock:
-            ended = (self._reader is None and not self._inflight and self.broken is None
-                     and bool(self._poll.poll(0)))
-        if ended:
-            # nothing is due and nobody reads, yet there is something to read: the sequencer
-            # closed the connection while it was idle (found before anything is sent)
-            self._fail(ConnectionError("the sequencer closed the connection"))
-        with self._lock:
             if self.broken is not None:
                 raise LedgerUnavailable(f"lost the sequencer: {self.broken}")
             if self._closed:
                 raise LedgerUnavailable("the ledger appender is closed")
             if self._send_error is not None:
                 raise self._send_error
-            self._pending.append((list(entries), fut))
-            if not sync and self._reader is None:
-                self._call_receiver()
-            send = self._claim_sending()
+            # nothing due and nobody reading, yet something to read: the sequencer closed
+            # the connection while it was idle (found here, before anything is sent)
+            ended = self._reader is None and not self._inflight and bool(self._poll.poll(0))
+            if not ended:
+                self._pending.append((list(entries), fut))
+                if not sync and self._reader is None:
+                    self._call_receiver()
+                send = self._claim_sending()
+        if ended:
+            error = ConnectionError("the sequencer closed the connection")
+            self._fail(error)
+            raise LedgerUnavailable(f"lost the sequencer: {error}")
         if send:
             self._pump()
         return fut
