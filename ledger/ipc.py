@@ -355,8 +355,9 @@ class SequencerServer:
         deferred = self._deferred
         try:
             futures = self.lead([prepared for _, _, prepared, _ in deferred])
-        except Exception:  # noqa: BLE001 - a bug: the committer records nothing it did not answer
-            log.exception("ledger sequencer: committing a round in the loop failed")
+        except Exception:  # noqa: BLE001 - a bug: lead() reports a failed commit on the
+            # futures, so raising means it committed nothing; queue the requests instead
+            log.exception("ledger sequencer: lead() failed")
             futures = None
         if futures is None:
             self._submit_deferred()
@@ -367,7 +368,8 @@ class SequencerServer:
             self._answered(conn, request_id, fut)
 
     def _answered(self, conn: "_Connection", request_id: int, fut: "Future[int]") -> None:
-        """Runs in the committing thread: write the answer, or queue it for the loop."""
+        """Runs in the thread that committed (the worker, or the loop after `lead`): write
+        the answer, or queue it for the loop."""
         try:
             frame = _OK.pack(b"K", request_id, fut.result())
         except Exception as e:  # noqa: BLE001 - reported to the appender
