@@ -170,15 +170,21 @@ def _own_cpu() -> float:
 # --- the harness -----------------------------------------------------------------------------
 
 
-def ledger_rate(mode: str, procs: int, entries: int, batch: int, url: str | None = None) -> dict:
-    """Entries/s with `procs` appender processes; mode is sequencer, sequencer-bytes or local."""
-    base = RESULTS / f"appends-{mode}-{procs}"
+def _fresh_log(name: str, url: str | None, batch: int) -> tuple[Path, Path, LogConfig]:
+    """A new log under ``RESULTS/name`` (emptied first): its directory, config file, config."""
+    base = RESULTS / name
     shutil.rmtree(base, ignore_errors=True)
     base.mkdir(parents=True)
     cfg = config_for(base, url, batch)
     init_log(cfg)
     config = base / "config.json"
     _write_config(cfg, config)
+    return base, config, cfg
+
+
+def ledger_rate(mode: str, procs: int, entries: int, batch: int, url: str | None = None) -> dict:
+    """Entries/s with `procs` appender processes; mode is sequencer, sequencer-bytes or local."""
+    base, config, cfg = _fresh_log(f"appends-{mode}-{procs}", url, batch)
     go = base / "go"
     sequencer = None
     if mode.startswith("sequencer"):
@@ -326,13 +332,7 @@ def lone_latency(count: int, gap: float, mode: str, batch: int) -> dict:
     """Latency of one durable append at a time, from this process (`Log.append`)."""
     from bench.common import percentiles
 
-    base = RESULTS / f"appends-lone-{mode}"
-    shutil.rmtree(base, ignore_errors=True)
-    base.mkdir(parents=True)
-    cfg = config_for(base, None, batch)
-    init_log(cfg)
-    config = base / "config.json"
-    _write_config(cfg, config)
+    base, config, cfg = _fresh_log(f"appends-lone-{mode}", None, batch)
     sequencer = None
     if mode == "sequencer":
         sequencer = subprocess.Popen(

@@ -16,14 +16,11 @@ from hub.catalog.readcache import UntilChanged, changes_for
 from hub.catalog.service import CatalogService
 from hub.catalog.storage import SqlAlchemyCatalogStore
 from tests.hub import test_catalog_support as support
-from ledger.log import init_log
 from tests.hub.test_catalog_support import (
     REGULATOR,
     Env,
-    MovableClock,
     create_agreement,
-    ledger_config,
-    open_env,
+    new_env,
     sample_catalog,
 )
 
@@ -123,9 +120,7 @@ service.close(); log.close()
 @pytest.fixture
 def sqlite_env(tmp_path: Path) -> Iterator[Env]:
     """The catalog on SQLite only: the change counter is SQLite's (PostgreSQL: see above)."""
-    config = ledger_config(tmp_path, f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}")
-    init_log(config)
-    environment = open_env(f"sqlite:///{tmp_path / 'control.db'}", config, MovableClock())
+    environment = new_env(tmp_path)
     yield environment
     environment.close()
 

@@ -94,16 +94,19 @@ def open_env(control_url: str, config: LogConfig, clock: MovableClock) -> Env:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Env]:
-    if request.param == "sqlite":
-        control = f"sqlite:///{tmp_path / 'control.db'}"
-        ledger_url = f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
-    else:
-        control = ledger_url = request.getfixturevalue("pg_url")
-    config = ledger_config(tmp_path, ledger_url)
-    init_log(config)
-    environment = open_env(control, config, MovableClock())
+    pg = request.getfixturevalue("pg_url") if request.param == "postgres" else None
+    environment = new_env(tmp_path, pg)
     yield environment
     environment.close()
+
+
+def new_env(tmp_path: Path, pg_url: str | None = None) -> Env:
+    """A fresh ledger and catalog: on SQLite files under `tmp_path`, or on `pg_url`."""
+    control = pg_url or f"sqlite:///{tmp_path / 'control.db'}"
+    ledger_url = pg_url or f"sqlite:///{tmp_path / 'ledger' / 'ledger.db'}"
+    config = ledger_config(tmp_path, ledger_url)
+    init_log(config)
+    return open_env(control, config, MovableClock())
 
 
 # --- the sample catalog ----------------------------------------------------------------------
