@@ -30,6 +30,7 @@ class SignedHeadGuard:
         self.path = path
         self.alt = path.with_name(path.name + ".alt")
         self._seen: dict[Path, TreeHead] | None = None  # the slots as the last read() found them
+        self._parsed: dict[bytes, TreeHead] = {}  # slot contents already parsed (the last few)
 
     def read(self) -> TreeHead | None:
         """The newest recorded head; None if nothing was ever recorded."""
@@ -81,11 +82,17 @@ class SignedHeadGuard:
                 note = path.read_bytes()
             except FileNotFoundError:
                 continue
-            try:
-                text, _ = split_note(note)
-                cp = parse_checkpoint(text)
-            except (FormatError, UnicodeDecodeError, ValueError):
-                bad.append(path)
-                continue
-            heads[path] = TreeHead(cp.size, cp.root)
+            head = self._parsed.get(note)
+            if head is None:
+                try:
+                    text, _ = split_note(note)
+                    cp = parse_checkpoint(text)
+                except (FormatError, UnicodeDecodeError, ValueError):
+                    bad.append(path)
+                    continue
+                head = TreeHead(cp.size, cp.root)
+                if len(self._parsed) >= 4:
+                    self._parsed.clear()
+                self._parsed[note] = head
+            heads[path] = head
         return heads, bad

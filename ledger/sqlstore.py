@@ -198,6 +198,11 @@ def sqlite_enable_wal(dbapi_conn, timeout: float) -> str:  # type: ignore[no-unt
         cur.close()
 
 
+def _missing_tables(error: BaseException) -> bool:
+    msg = str(error).lower()
+    return "no such table" in msg or ("relation" in msg and "does not exist" in msg)
+
+
 def _sqlite_setup(engine: Engine, writer: bool) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -227,8 +232,9 @@ class ConnectionHashReader:
     make every proof O(n); plain SQL also avoids building expression objects per proof.)
     """
 
-    def __init__(self, conn: Connection):
+    def __init__(self, conn: Connection, cursor=None):  # type: ignore[no-untyped-def]
         self.conn = conn
+        self.cursor = cursor  # the driver's own cursor, if the caller handles its errors
         self.ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
 
     def read_hashes(self, coords: Sequence[Coord]) -> list[bytes]:
@@ -270,7 +276,12 @@ class ConnectionHashReader:
             raise ProofError(f"the store has no hash for subtree {e.args[0]}") from None
 
     def _fetch(self, arms: list[str], params: list[int], found: dict[Coord, bytes]) -> None:
-        rows = self.conn.exec_driver_sql(" UNION ALL ".join(arms), tuple(params))
+        sql = " UNION ALL ".join(arms)
+        if self.cursor is not None:
+            self.cursor.execute(sql, tuple(params))
+            rows = self.cursor.fetchall()
+        else:
+            rows = self.conn.exec_driver_sql(sql, tuple(params))
         for level, n, h in rows:
             found[(level, n)] = h
 
@@ -358,22 +369,19 @@ class RowInserter:
             text_ = self._sql[rows] = self._head + ", ".join([self._one] * rows)
         return text_
 
-    def __call__(self, conn: Connection, rows: list[tuple]) -> None:
+    def __call__(self, cursor, rows: list[tuple]) -> None:  # type: ignore[no-untyped-def]
+        """Insert `rows` through `cursor`, a cursor of the driver's own (DB-API)."""
         if not rows:
             return
         if not self.multi_row:
-            conn.exec_driver_sql(self.sql(1), rows)
+            cursor.executemany(self.sql(1), rows)
             return
-        cursor = conn.connection.driver_connection.cursor()
-        try:
-            start, left = 0, len(rows)
-            while left:
-                n = min(self.MAX_ROWS, 1 << (left.bit_length() - 1))
-                cursor.execute(self.sql(n), list(chain.from_iterable(rows[start : start + n])))
-                start += n
-                left -= n
-        finally:
-            cursor.close()
+        start, left = 0, len(rows)
+        while left:
+            n = min(self.MAX_ROWS, 1 << (left.bit_length() - 1))
+            cursor.execute(self.sql(n), list(chain.from_iterable(rows[start : start + n])))
+            start += n
+            left -= n
 
 
 def _check_batch(batch: Sequence[tuple[bytes, EntryMeta]]) -> None:
@@ -405,6 +413,8 @@ class SqlLedgerStore:
             f"INSERT INTO ledger_checkpoints (size, root, note, signed_at) "
             f"VALUES ({ph}, {ph}, {ph}, {ph})"
         )
+        self._select_state = "SELECT origin, vkey, size, root FROM ledger_state WHERE id = 1"
+        self._driver_error = self.writer.dialect.loaded_dbapi.Error
         self._cas_state = (
             f"UPDATE ledger_state SET size = {ph}, root = {ph} WHERE id = 1 AND size = {ph}"
         )
@@ -488,49 +498,66 @@ class SqlLedgerStore:
         try:
             with self.writer.begin() as conn:
                 self._lock(conn)
-                state = self._state(conn)
-                self._check_signer(signer, state.vkey)
-                size = state.size
-                reader = ConnectionHashReader(conn)
-                edge = reader.read_hashes(right_edge_coords(size)) if size else []
-                if CompactRange(size, list(edge)).root() != bytes(state.root):
-                    raise InconsistentTreeError(
-                        f"stored hashes do not match the stored root at size {size}; "
-                        "the database was altered, refusing to append"
-                    )
-                entry_rows, node_rows = extend_tree(size, edge, batch)
-                self._insert_entries(conn, entry_rows)
-                self._insert_nodes(conn, node_rows)
-                head = TreeHead(size + len(batch), CompactRange(size + len(batch), edge).root())
-                if last_signed != TreeHead(size, bytes(state.root)):
-                    # (when the batch was appended to exactly the last signed tree, the new
-                    # tree extends it by construction; otherwise prove it)
-                    self._check_extends(reader, last_signed, head)
-                note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root), signer)
-                conn.exec_driver_sql(
-                    self._insert_checkpoint, (head.size, head.root, note.decode(), int(time.time()))
-                )
-                done = conn.exec_driver_sql(
-                    self._cas_state, (head.size, head.root, size)
-                )
-                if done.rowcount != 1:  # compare-and-swap on the state row, as a last guard
-                    raise LedgerUnavailable(f"the tree state changed under the lock at size {size}")
+                # the statements of every batch go straight to the driver's cursor, inside the
+                # transaction SQLAlchemy began (its per-statement machinery costs more than they do)
+                cur = conn.connection.driver_connection.cursor()
+                try:
+                    cur.execute(self._select_state)
+                    _origin, vkey, size, root = self._checked_state(cur.fetchone())
+                    self._check_signer(signer, vkey)
+                    stored = TreeHead(size, bytes(root))
+                    reader = ConnectionHashReader(conn, cur)
+                    edge = self._edge(reader, stored)
+                    entry_rows, node_rows = extend_tree(size, edge, batch)
+                    self._insert_entries(cur, entry_rows)
+                    self._insert_nodes(cur, node_rows)
+                    head = TreeHead(size + len(batch), CompactRange(size + len(batch), edge).root())
+                    if last_signed != stored:
+                        # (when the batch was appended to exactly the last signed tree, the new
+                        # tree extends it by construction; otherwise prove it)
+                        self._check_extends(reader, last_signed, head)
+                    note = sign_checkpoint(Checkpoint(self.origin, head.size, head.root), signer)
+                    cur.execute(self._insert_checkpoint,
+                                (head.size, head.root, note.decode(), int(time.time())))
+                    cur.execute(self._cas_state, (head.size, head.root, size))
+                    if cur.rowcount != 1:  # compare-and-swap on the state row, a last guard
+                        raise LedgerUnavailable(
+                            f"the tree state changed under the lock at size {size}")
+                finally:
+                    cur.close()
         except (OperationalError, ProgrammingError) as e:
-            if self._missing_tables(e):
+            if _missing_tables(e.orig):
                 raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)") from e
             raise LedgerUnavailable(f"ledger database unavailable: {e.orig}") from e
         except DBAPIError as e:
             raise LedgerUnavailable(f"ledger database refused the batch: {e.orig}") from e
+        except self._driver_error as e:  # raised by the driver's own cursor
+            if _missing_tables(e):
+                raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)") from e
+            raise LedgerUnavailable(f"ledger database refused the batch: {e}") from e
         return size, head, note
 
+    @staticmethod
+    def _edge(reader: ConnectionHashReader, stored: TreeHead) -> list[bytes]:
+        """The right edge of the stored tree, read from the stored hashes every batch (so an
+        edited hash is refused, not built on), which must hash to the stored root."""
+        edge = reader.read_hashes(right_edge_coords(stored.size)) if stored.size else []
+        if CompactRange(stored.size, list(edge)).root() != stored.root:
+            raise InconsistentTreeError(
+                f"stored hashes do not match the stored root at size {stored.size}; "
+                "the database was altered, refusing to append"
+            )
+        return edge
+
     def _state(self, conn: Connection):  # type: ignore[no-untyped-def]
-        state = conn.exec_driver_sql(
-            "SELECT origin, vkey, size, root FROM ledger_state WHERE id = 1"
-        ).first()
+        return self._checked_state(conn.exec_driver_sql(self._select_state).first())
+
+    def _checked_state(self, state):  # type: ignore[no-untyped-def]
+        """The state row (origin, vkey, size, root), refused unless it is this log's."""
         if state is None:
             raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)")
-        if state.origin != self.origin:
-            raise LedgerError(f"this database holds the log {state.origin!r}, not {self.origin!r}")
+        if state[0] != self.origin:
+            raise LedgerError(f"this database holds the log {state[0]!r}, not {self.origin!r}")
         return state
 
     def _check_signer(self, signer: Signer, vkey: str) -> None:
@@ -544,10 +571,6 @@ class SqlLedgerStore:
             )
         self._trusted_signer, self._trusted_vkey = signer, vkey
 
-    @staticmethod
-    def _missing_tables(e: DBAPIError) -> bool:
-        msg = str(e.orig).lower()
-        return "no such table" in msg or ("relation" in msg and "does not exist" in msg)
 
     @staticmethod
     def _check_extends(reader: ConnectionHashReader, old: TreeHead | None, new: TreeHead) -> None:
@@ -585,7 +608,7 @@ class SqlLedgerStore:
                 self._check_extends(reader, last_signed, head)
                 return head
         except (OperationalError, ProgrammingError) as e:
-            if self._missing_tables(e):
+            if _missing_tables(e.orig):
                 raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)") from e
             raise LedgerUnavailable(f"ledger database unavailable: {e.orig}") from e
 
@@ -596,7 +619,7 @@ class SqlLedgerStore:
             with self.reader.connect() as conn:
                 row = conn.execute(select(state_t.c.size, state_t.c.root)).first()
         except (OperationalError, ProgrammingError, NoSuchTableError) as e:
-            if isinstance(e, DBAPIError) and not self._missing_tables(e):
+            if isinstance(e, DBAPIError) and not _missing_tables(e.orig):
                 raise LedgerUnavailable(f"ledger database unavailable: {e.orig}") from e
             raise LedgerError("the ledger is not initialized (run `shuyu ledger init`)") from e
         if row is None:

@@ -19,7 +19,7 @@ from sqlalchemy import event
 
 from ledger.checkpoint import open_checkpoint
 from ledger.entry import MAX_ENTRY_BYTES, encode_entry
-from ledger.exceptions import EntryError, LedgerError
+from ledger.exceptions import EntryError, LedgerError, LedgerUnavailable
 from ledger.hashing import leaf_hash, root_of_leaf_hashes
 from ledger.log import Log, encode_row, prepare_rows
 from ledger.note import Ed25519Signer
@@ -414,3 +414,34 @@ class SqlConformance(TreeConformance):
             sql_log.append(event_for(size))
         assert _state(sql_log) == before
 
+
+    @pytest.mark.parametrize("table", ["ledger_entries", "ledger_checkpoints"])
+    def test_a_database_that_refuses_a_row_fails_the_batch_and_keeps_nothing(
+        self, sql_log: Log, table: str
+    ) -> None:
+        """The append's statements go to the driver's own cursor: its errors still come out as
+        LedgerUnavailable, the transaction is rolled back and the log goes on afterwards."""
+        sql_log.append_many([event_for(i) for i in range(5)])
+        if sql_log.store.is_sqlite:
+            create = [f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                      "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"]
+            drop = ["DROP TRIGGER refuse"]
+        else:
+            create = ["CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$",
+                      f"CREATE TRIGGER refuse BEFORE INSERT ON {table} "
+                      "FOR EACH ROW EXECUTE FUNCTION refuse()"]
+            drop = [f"DROP TRIGGER refuse ON {table}", "DROP FUNCTION refuse()"]
+        with sql_log.store.writer.begin() as conn:
+            for statement in create:
+                conn.exec_driver_sql(statement)
+        before = _state(sql_log)
+        with pytest.raises(LedgerUnavailable, match="refused by the test"):
+            sql_log.commit_local(rows_for(5, 3))
+        assert _state(sql_log) == before
+        with sql_log.store.writer.begin() as conn:
+            for statement in drop:
+                conn.exec_driver_sql(statement)
+        sql_log.commit_local(rows_for(5, 3))
+        assert sql_log.store.head().size == 8
+        check_log(sql_log)  # raises on the first problem
