@@ -29,8 +29,16 @@ analyst's aggregates (one more output of the same GROUP BY), as cheaply as is ex
   ``not_repeated``): then each output row of the join holds a different entity of it, and the
   distinct count equals the count: ``COUNT(*)``, unless an outer join may leave the dataset's
   side NULL (then the count of its entity column);
-- for a repeated dataset whose entity column is unique and non-null, the number of its distinct
-  *rows* in the group, as the set bits of a bitmap over the rows' numbers in the dataset's table
+- for a repeated dataset whose entity column is unique and non-null, joined to one other
+  dataset on equal keys, first a bound: each of its rows is repeated at most ``M`` times, the
+  most rows the other dataset holds for one value of its join key (read from the data). A group
+  of ``n`` rows then holds between ``ceil(n / M)`` and ``n`` of its entities, which decides the
+  rule for every group with ``n < k`` (removed) or ``ceil(n / M) >= k`` (kept) at the cost of a
+  plain count. Only if some group falls in between does the query run again with the exact
+  count below (``ExactCountNeeded``); so this is chosen only when the data make groups that
+  small unlikely (``BOUND_MARGIN``);
+- otherwise, for a repeated dataset whose entity column is unique and non-null, the number of
+  its distinct *rows* in the group, as the set bits of a bitmap over the rows' numbers in the dataset's table
   (``bit_count(bitstring_agg(row, 0, N - 1))``): a bit per row instead of a hash-set entry, about
   a third of the distinct count's extra cost on a join. Each group holds an N-bit bitmap, so this
   is used only when the GROUP BY's plain columns bound the number of groups (the product of
@@ -65,6 +73,9 @@ JOINS_ALLOWED = {("", ""), ("", "INNER"), ("LEFT", ""), ("LEFT", "OUTER")}
 
 
 BITMAP_BUDGET = 64 << 20  # bytes of group bitmaps one query may hold, all threads together
+# the bound is tried only when the average group of the other dataset's rows is this many times
+# the rows a group needs to be decided by it (minimum group size x repetitions)
+BOUND_MARGIN = 100
 
 
 class Sizes(Protocol):
@@ -78,14 +89,27 @@ class Sizes(Protocol):
     def distinct(self, dataset: str, column: str) -> int:
         """How many distinct non-null values the column holds."""
 
+    def most_per_value(self, dataset: str, column: str) -> int:
+        """The most rows that share one non-null value of the column (0 if there are none)."""
+
 
 @dataclass(frozen=True)
 class GroupRule:
-    """One gateway-computed count per output row and the minimum it must reach."""
+    """One gateway-computed count per output row and the minimum it must reach.
+
+    With ``repeats`` 1 the count is the number of the dataset's entities in the group. With
+    ``repeats`` M > 1 it counts rows in which each entity stands at most M times: the entities
+    are between ``ceil(count / M)`` and ``count``, and a group in between cannot be decided.
+    """
 
     column: str
     dataset: str
     minimum: int
+    repeats: int = 1
+
+
+class ExactCountNeeded(Exception):
+    """A bounded count could not decide a group: run the query with its exact counts."""
 
 
 def _refuse(datasets: list[str], what: str) -> QueryRefused:
@@ -358,13 +382,15 @@ def not_repeated(plan: Plan, unique: Callable[[str, str], bool]) -> set[str]:
 
 
 def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
-                     sizes: Sizes | None = None) -> tuple[list[GroupRule], set[str]]:
+                     sizes: Sizes | None = None, bounded: bool = True
+                     ) -> tuple[list[GroupRule], set[str]]:
     """Append the gateway's entity counts to the query's outputs. Returns the rules to apply
     and the aliases of the sources whose row numbers the counts read (``sources.render`` must
     project them).
 
     `unique(dataset, column)` tells whether a column is unique and non-null in its dataset;
-    without `sizes`, repeated datasets always take the distinct count.
+    without `sizes`, repeated datasets always take the distinct count. With `bounded` False a
+    repeated dataset is never counted by a bound (the exact rewrite a bound falls back to).
     """
     rules: list[GroupRule] = []
     numbered: set[str] = set()
@@ -384,10 +410,14 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
         # every row has one (the same aggregate as an analyst's count(*), computed once)
         own_rows = (f"COUNT({alias}.{quote(ENTITY)})" if table.alias_or_name in nullable
                     else "COUNT(*)")
+        repeats = 1
         if entity is None:  # no identifier: its rows are the measure (a marker, never NULL)
             count = own_rows
         elif table.alias_or_name in once and unique(dataset, entity):
             count = own_rows
+        elif bounded and (most := repetition_bound(plan, table.alias_or_name, unique, sizes,
+                                                   grant.min_group_size)) is not None:
+            count, repeats = own_rows, most
         elif (width := _bitmap_rows(plan, dataset, entity, unique, sizes)) is not None:
             count = f"bit_count(bitstring_agg({alias}.{quote(ROW)}, 0, {width - 1}))"
             numbered.add(table.alias_or_name)
@@ -399,8 +429,44 @@ def add_group_counts(plan: Plan, unique: Callable[[str, str], bool],
         column = COUNT_COLUMN.format(len(rules))
         select.select(exp.alias_(exp.maybe_parse(count, dialect=DIALECT), column, quoted=True),
                       copy=False)
-        rules.append(GroupRule(column, dataset, grant.min_group_size))
+        rules.append(GroupRule(column, dataset, grant.min_group_size, repeats))
     return rules, numbered
+
+
+def repetition_bound(plan: Plan, alias: str, unique: Callable[[str, str], bool],
+                     sizes: Sizes | None, minimum: int) -> int | None:
+    """At most how many rows of the join one row of source `alias` stands in, when that is
+    known from the data and worth a bounded count; else None.
+
+    Only for two sources joined on equal keys in clear (``_join_keys``), where `alias`'s
+    dataset has a unique, non-null entity: a row of it matches at most as many rows of the
+    other source as share the other side's key value, for every key pair, so the smallest of
+    those maxima bounds it (a LEFT JOIN's unmatched row stands once). WHERE and further ON
+    conditions only remove rows. Worth it when the other source's rows, spread over the
+    query's group bound, average ``BOUND_MARGIN`` times what a group needs to be decided.
+    """
+    if sizes is None or len(plan.sources) != 2:
+        return None
+    datasets = {t.alias_or_name: d for t, d in plan.sources}
+    if len(datasets) != 2:
+        return None
+    entity = entity_column(plan.records[datasets[alias]])
+    if entity is None or not unique(datasets[alias], entity):
+        return None
+    most = None
+    for left, right in _join_keys(plan):
+        for (mine, _), (other, column) in ((left, right), (right, left)):
+            if mine == alias:
+                rows = sizes.most_per_value(datasets[other], column)
+                most = rows if most is None else min(most, rows)
+    if most is None:
+        return None
+    most = max(1, most)
+    other = next(a for a in datasets if a != alias)
+    groups = group_bound(plan, sizes, sizes.rows(datasets[other]))
+    if groups is None or sizes.rows(datasets[other]) < groups * BOUND_MARGIN * minimum * most:
+        return None
+    return most
 
 
 def outer_sides(select: exp.Select) -> set[str]:
@@ -451,6 +517,11 @@ def suppress(batch: pa.RecordBatch, rules: list[GroupRule]) -> tuple[pa.RecordBa
     for rule in rules:
         counts = batch.column(rule.column)
         ok = pc.fill_null(pc.greater_equal(counts, rule.minimum), False)
+        if rule.repeats > 1:
+            # entities >= ceil(count / M) >= minimum  <=>  count >= (minimum - 1) * M + 1
+            sure = pc.fill_null(pc.greater(counts, (rule.minimum - 1) * rule.repeats), False)
+            if pc.any(pc.xor(ok, sure)).as_py():
+                raise ExactCountNeeded(rule.dataset)
         keep = ok if keep is None else pc.and_(keep, ok)
     kept = batch.filter(keep)
     removed = batch.num_rows - kept.num_rows

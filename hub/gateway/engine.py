@@ -288,3 +288,8 @@ class SnapshotSizes:
     def distinct(self, dataset: str, column: str) -> int:
         sql = f"SELECT count(DISTINCT {quote(column)}) FROM main.{quote(dataset)}"
         return self.engine.fact(self.snapshot, ("distinct", dataset, column), sql)
+
+    def most_per_value(self, dataset: str, column: str) -> int:
+        sql = (f"SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM main.{quote(dataset)}"
+               f" WHERE {quote(column)} IS NOT NULL GROUP BY {quote(column)})")
+        return self.engine.fact(self.snapshot, ("most_per_value", dataset, column), sql)

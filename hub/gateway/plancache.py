@@ -30,6 +30,7 @@ Refusals are never remembered: a refused query is checked in full every time.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -42,21 +43,43 @@ V = TypeVar("V")
 
 @dataclass(frozen=True)
 class Prepared:
-    """A checked query ready for the engine. Shared between requests: never changed."""
+    """A checked query ready for the engine. Shared between requests: never changed.
+
+    ``exact``: when a rule counts by a bound (``GroupRule.repeats`` > 1), the same query with
+    exact counts, to run instead when the bound leaves a group undecided."""
 
     plan: policy.Plan
     sql: str
     keyed: bool
     rules: tuple[aggregation.GroupRule, ...]
+    exact: "Prepared | None" = None
 
 
 def prepare(plan: policy.Plan, unique: Callable[[str, str], bool],
-            sizes: aggregation.Sizes | None = None) -> Prepared:
+            sizes: aggregation.Sizes | None = None, bounded: bool = True) -> Prepared:
     """The governed rewrite of a checked plan (changes ``plan.tree`` in place)."""
-    rules, numbered = (aggregation.add_group_counts(plan, unique, sizes) if plan.aggregate
-                       else ([], set()))
+    if not plan.aggregate:
+        sql, keyed = sources.render(plan, set())
+        return Prepared(plan, sql, keyed, ())
+    # an untouched copy for the exact rewrite, should a bound be used
+    original = _copy(plan) if bounded and sizes is not None and len(plan.sources) == 2 else None
+    rules, numbered = aggregation.add_group_counts(plan, unique, sizes,
+                                                   bounded=original is not None)
     sql, keyed = sources.render(plan, numbered)
-    return Prepared(plan, sql, keyed, tuple(rules))
+    exact = None
+    if original is not None and any(r.repeats > 1 for r in rules):
+        exact = prepare(original, unique, sizes, bounded=False)
+    return Prepared(plan, sql, keyed, tuple(rules), exact)
+
+
+def _copy(plan: policy.Plan) -> policy.Plan:
+    """The plan with a tree of its own (its sources are that tree's table nodes, found again
+    the way the policy found them)."""
+    tree = plan.tree.copy()
+    found = policy.base_tables(tree)
+    if [d for _, d in found] != [d for _, d in plan.sources]:
+        raise RuntimeError("the copied plan reads other sources")  # never: the same tree
+    return dataclasses.replace(plan, tree=tree, sources=found)
 
 
 class _Lru(Generic[V]):

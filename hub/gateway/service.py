@@ -236,12 +236,17 @@ class QueryService:
             except PseudonymKeyError as e:
                 raise KeysUnavailable(str(e)) from None
         rules = list(prepared.rules)
-        return self.engine.execute(
-            prepared.sql, params, max_rows=self.config.max_rows,
-            max_bytes=self.config.max_result_bytes,
-            transform=lambda batch: aggregation.suppress(batch, rules),
-            aggregate=prepared.plan.aggregate, snapshot=snapshot,
-        )
+        try:
+            return self.engine.execute(
+                prepared.sql, params, max_rows=self.config.max_rows,
+                max_bytes=self.config.max_result_bytes,
+                transform=lambda batch: aggregation.suppress(batch, rules),
+                aggregate=prepared.plan.aggregate, snapshot=snapshot,
+            )
+        except aggregation.ExactCountNeeded:
+            if prepared.exact is None:  # (a bounded rule always comes with its exact query)
+                raise QueryFailed("the group sizes could not be decided") from None
+            return self._execute(prepared.exact, snapshot)
 
     @staticmethod
     def _describe_plan(record: QueryRecord, plan: policy.Plan) -> None:

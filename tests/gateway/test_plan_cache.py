@@ -309,3 +309,98 @@ def reference_rows(service, dataset: str) -> int:
     table = service.engine.execute(f"SELECT count(*) AS n FROM main.{dataset}", None,
                                    max_rows=1, max_bytes=1 << 20).table
     return table.column(0)[0].as_py()
+
+
+# --- the repeated side decided by a bound, exact when it cannot decide ------------------------
+
+
+def most_residents_per_household(service) -> int:
+    table = service.engine.execute(
+        "SELECT max(n) FROM (SELECT count(*) AS n FROM main.residents "
+        "WHERE household_id IS NOT NULL GROUP BY household_id)", None, max_rows=1,
+        max_bytes=1 << 20).table
+    return table.column(0)[0].as_py()
+
+
+def test_a_repeated_side_is_counted_by_a_bound_when_its_groups_are_large(
+        service, households_auth, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each household stands in at most M rows (its residents), so a district of n rows holds
+    at least ceil(n / M) households: a plain count decides the rule for large groups."""
+    monkeypatch.setattr(aggregation, "BOUND_MARGIN", 1)
+    most = most_residents_per_household(service)
+    assert most > 1
+    prepared, got = group_counts(service, "hana", JOIN, bitmaps=True)
+    assert [(r.dataset, r.repeats) for r in prepared.rules] == [("residents", 1),
+                                                                ("households", most)]
+    assert 'COUNT(*) AS "__shuyu_n1"' in prepared.sql
+    assert "BITSTRING_AGG" not in prepared.sql.upper() and "DISTINCT" not in prepared.sql.upper()
+    assert prepared.exact is not None and prepared.exact.exact is None
+    assert all(r.repeats == 1 for r in prepared.exact.rules)
+    assert "BITSTRING_AGG" in prepared.exact.sql.upper()
+    want = reference(service, "SELECT h.district, count(DISTINCT r.resident_id), "
+                     "count(*) FROM residents r JOIN households h "
+                     "ON r.household_id = h.household_id GROUP BY h.district")
+    assert got == want and len(got) > 1
+    households = reference(service, "SELECT h.district, count(DISTINCT h.household_id) "
+                           "FROM residents r JOIN households h "
+                           "ON r.household_id = h.household_id GROUP BY h.district")
+    for district, (_, rows) in got.items():  # the bound holds on the data
+        assert -(-rows // most) <= households[district][0] <= rows
+
+
+def test_the_bound_is_not_used_when_groups_may_be_small(
+        service, households_auth) -> None:
+    """Without the margin (the test world is small), the bitmap as before."""
+    prepared, _ = group_counts(service, "hana", JOIN, bitmaps=True)
+    assert all(r.repeats == 1 for r in prepared.rules) and prepared.exact is None
+    assert "BITSTRING_AGG" in prepared.sql.upper()
+
+
+@pytest.mark.parametrize("sql, exact_too", [
+    # 富民县 has 57 rows: with at most 7 per household, 9 to 57 households (minimum 10)
+    (JOIN.replace("AS hs", "AS mean_size"), True),
+    ("SELECT h.district, h.household_size, count(*) AS n FROM residents r JOIN households h "
+     "ON r.household_id = h.household_id GROUP BY h.district, h.household_size", True),
+    ("SELECT h.district, count(*) AS n FROM households h LEFT JOIN residents r "
+     "ON h.household_id = r.household_id GROUP BY h.district", True),
+    # every group far above 9 x 7 rows: the bound decides them all
+    ("SELECT count(*) AS n, avg(h.household_size) AS s FROM residents r JOIN households h "
+     "ON r.household_id = h.household_id", False),
+    ("SELECT r.sex, count(*) AS n FROM households h JOIN residents r "
+     "ON r.household_id = h.household_id WHERE h.household_size >= 2 GROUP BY r.sex", False),
+])
+def test_a_bounded_query_returns_what_the_exact_one_does(
+        service, households_auth, monkeypatch: pytest.MonkeyPatch, sql: str,
+        exact_too: bool) -> None:
+    """Whether the bound decides every group or a group sends the query to the exact count,
+    the analyst gets exactly the groups (and the suppressed count) of the exact rewrite."""
+    monkeypatch.setattr(aggregation, "BOUND_MARGIN", 0)  # the bound wherever there is one
+    hana = hub_user("hana")
+    ran: list[str] = []
+    execute = service.engine.execute
+
+    def spy(query, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ran.append(query)
+        return execute(query, *args, **kwargs)
+
+    monkeypatch.setattr(service.engine, "execute", spy)
+    outcome = service.run(hana, sql)
+    monkeypatch.undo()
+    counted = [q for q in ran if "__shuyu_n" in q]
+    assert len(counted) == (2 if exact_too else 1)
+    assert "BITSTRING" not in counted[0].upper()
+    if exact_too:
+        assert "BITSTRING" in counted[1].upper() or "DISTINCT" in counted[1].upper()
+    exact = service.run(hana, "/* exact */ " + sql)  # another text: planned afresh, no bound
+    assert page_rows(service, hana, outcome) == page_rows(service, hana, exact)
+    assert outcome.groups_suppressed == exact.groups_suppressed
+
+
+def page_rows(service, user: HubUser, outcome) -> list[dict]:  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+
+    rows = []
+    for number in range(len(outcome.pages)):
+        rows += pa.ipc.open_stream(service.page(user, outcome.query_id, number)).read_all() \
+            .to_pylist()
+    return sorted(rows, key=lambda r: tuple(str(v) for v in r.values()))

@@ -70,6 +70,26 @@ def test_suppress_removes_small_groups_and_the_count_columns() -> None:
     assert kept.to_pydict() == {"g": ["b"]} and removed == 2
 
 
+@pytest.mark.parametrize("counts, decided", [
+    ([9, 31, 100], True),  # 9 < 10: out; 31 > (10 - 1) x 3: at least 11 entities, in
+    ([28, 3], True),       # 28 rows: at least 10 entities
+    ([27], False),         # 27 rows (9 x 3): maybe only 9 entities
+    ([10], False),         # 10 rows of at most 3 each: 4 to 10 entities
+    ([5, 100, 11], False),
+])
+def test_a_bounded_count_decides_a_group_or_asks_for_the_exact_one(counts, decided) -> None:
+    """With each entity in at most 3 rows, n rows hold ceil(n / 3) to n entities."""
+    batch = pa.RecordBatch.from_pydict({"g": list(range(len(counts))), "__shuyu_n0": counts})
+    rules = [aggregation.GroupRule("__shuyu_n0", "households", 10, repeats=3)]
+    if not decided:
+        with pytest.raises(aggregation.ExactCountNeeded):
+            aggregation.suppress(batch, rules)
+        return
+    kept, removed = aggregation.suppress(batch, rules)
+    assert kept.column("g").to_pylist() == [i for i, n in enumerate(counts) if n >= 10]
+    assert removed == sum(n < 10 for n in counts)
+
+
 def test_pseudonyms_are_hmac_sha256_in_sql_and_python(tmp_path) -> None:
     keys = PseudonymKeys(tmp_path / "keys")
     key = keys.key_for("auth-0123456789")
