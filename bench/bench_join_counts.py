@@ -1,4 +1,4 @@
-"""The join's group-size count, three ways, on the gateway benchmark's domain (not a gateway run).
+"""The join's group-size count, four ways, on the gateway benchmark's domain (not a gateway run).
 
 The gateway's ``join_on_identifiers`` query repeats each household once per resident, so its
 minimum-group-size count of households must be a distinct count. This times, in one process on
@@ -9,8 +9,12 @@ one DuckDB connection (read-only, 2 threads, as the gateway opens it), alternati
   what ``hub/gateway/aggregation.py`` adds today;
 - ``bitstring``: plus ``bit_count(bitstring_agg(h.rowid, 0, N - 1))`` over the dataset's own
   table (its rows are numbered 0..N-1 and the household id is unique in it, so set bits are
-  distinct households). Exact like the distinct count, and checked equal here; not used by the
-  gateway yet: it needs a bound on the number of groups (each holds an N-bit bitmap).
+  distinct households). Exact like the distinct count, and checked equal here; the gateway's
+  exact count when the GROUP BY bounds the groups;
+- ``bounded``: plus a second ``count(*)``: with each household in at most M rows (M, the most
+  residents of one household, read once: ``bound_fact_ms``), a district of n rows holds at
+  least ceil(n / M) households. What the gateway runs when that decides every group; here
+  checked to decide them all the same way as the exact count (minimum 10).
 
 Run ``python -m bench.bench_join_counts [--work DIR] [--repeats 9]`` after ``bench.bench_gateway``
 prepared DIR (default: its default work directory for 1M residents).
@@ -31,6 +35,7 @@ from hub.domain.layout import dataset_table
 JOIN = ("SELECT h.district, count(*) AS people, avg(h.household_size) AS hs{extra} "
         "FROM residents r JOIN {households} h ON r.household_id = h.household_id "
         "GROUP BY h.district")
+MINIMUM = 10  # the benchmark authorization's minimum group size
 TABLE = dataset_table("households")  # the view's table in the domain store (it has row numbers)
 
 
@@ -47,23 +52,40 @@ def run(work: Path, repeats: int = 9) -> dict[str, Any]:
                       "(WHERE h.household_id IS NOT NULL) AS k", households="households"),
             "bitstring": JOIN.format(
                 extra=f", bit_count(bitstring_agg(h.rowid, 0, {n - 1})) AS k", households=TABLE),
+            "bounded": JOIN.format(extra=", count(*) AS k", households="households"),
         }
+        t = time.perf_counter()
+        most = con.sql("SELECT max(n) FROM (SELECT count(*) AS n FROM residents WHERE "
+                       "household_id IS NOT NULL GROUP BY household_id)").fetchall()[0][0]
+        bound_fact_ms = (time.perf_counter() - t) * 1e3
         counts = {k: sorted((r[0], r[3]) for r in con.sql(q).fetchall())
                   for k, q in queries.items() if k != "direct"}
         times: dict[str, list[float]] = {k: [] for k in queries}
+        cpu: dict[str, list[float]] = {k: [] for k in queries}
         for _ in range(repeats):
             for name, sql in queries.items():
-                t = time.perf_counter()
+                c, t = time.process_time(), time.perf_counter()
                 con.sql(sql).fetchall()
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(time.process_time() - c)
     finally:
         con.close()
+    exact = dict(counts["bitstring"])
+    undecided = [d for d, rows in counts["bounded"]
+                 if MINIMUM <= rows <= (MINIMUM - 1) * most]
+    decided_alike = all((rows >= MINIMUM) == (exact[d] >= MINIMUM)
+                        for d, rows in counts["bounded"] if d not in undecided)
     med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
+    med_cpu = {k: statistics.median(v) * 1e3 for k, v in cpu.items()}
     return {
         "machine": machine(), "households": n, "repeats": repeats,
         "same_counts": counts["distinct_hash"] == counts["bitstring"],
+        "most_rows_per_household": most, "bound_fact_ms": round(bound_fact_ms, 1),
+        "bound_undecided_groups": len(undecided), "bound_decides_alike": decided_alike,
         "median_ms": {k: round(v, 1) for k, v in med.items()},
         "ratio_to_direct": {k: round(v / med["direct"], 3) for k, v in med.items()},
+        "cpu_median_ms": {k: round(v, 1) for k, v in med_cpu.items()},
+        "cpu_ratio_to_direct": {k: round(v / med_cpu["direct"], 3) for k, v in med_cpu.items()},
     }
 
 
