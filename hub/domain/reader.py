@@ -84,6 +84,8 @@ class Snapshot:
     facts: dict[Any, Any] = field(default_factory=dict)
     _leases: int = 0
     _retired: bool = False
+    _idle: list[Any] = field(default_factory=list)  # see park()
+    _idle_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def state(self) -> str:
@@ -101,7 +103,29 @@ class Snapshot:
             cur.execute(f"USE {DEFAULT_CATALOG}")
         return cur
 
+    def park(self, item: Any, keep: int) -> bool:
+        """Keep `item` (anything with ``close()`` built on this snapshot, e.g. a cursor and
+        what it has prepared) for a later ``unpark``, at most `keep` of them; it is closed with
+        the snapshot. False if it was not kept (the caller closes it)."""
+        with self._idle_lock:
+            if self._retired or len(self._idle) >= keep:
+                return False
+            self._idle.append(item)
+            return True
+
+    def unpark(self) -> Any | None:
+        """An item ``park`` kept, now the caller's alone; None if there is none."""
+        with self._idle_lock:
+            return self._idle.pop() if self._idle else None
+
     def _close(self) -> None:
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for item in idle:
+            try:
+                item.close()
+            except Exception:  # noqa: BLE001 - closing the connection below ends it anyway
+                pass
         try:
             self.con.close()
         finally:
