@@ -38,9 +38,9 @@ analyst's aggregates (one more output of the same GROUP BY), as cheaply as is ex
   count below (``ExactCountNeeded``); so this is chosen only when the data make groups that
   small unlikely (``BOUND_MARGIN``);
 - otherwise, for a repeated dataset whose entity column is unique and non-null, the number of
-  its distinct *rows* in the group, as the set bits of a bitmap over the rows' numbers in the dataset's table
-  (``bit_count(bitstring_agg(row, 0, N - 1))``): a bit per row instead of a hash-set entry, about
-  a third of the distinct count's extra cost on a join. Each group holds an N-bit bitmap, so this
+  its distinct *rows* in the group, as the set bits of a bitmap over the rows' numbers in the
+  dataset's table (``bit_count(bitstring_agg(row, 0, N - 1))``): a bit per row instead of a
+  hash-set entry, about a third of the distinct count's extra cost on a join. Each group holds an N-bit bitmap, so this
   is used only when the GROUP BY's plain columns bound the number of groups (the product of
   their distinct values, NULL included, read from the data) and all the bitmaps fit
   ``BITMAP_BUDGET``; otherwise the distinct count. A row number out of range makes DuckDB fail

@@ -9,9 +9,9 @@ snapshot after use (``Session``), each with the statements it has bound: DuckDB 
 a statement's text in Python and C++ on every ``sql()`` call (0.3-0.7 ms for a rewritten query),
 while a bound relation runs again as it is, on the same immutable state. Only the gateway's
 rendered SELECTs (and its own fact queries) run on these cursors, and a cursor that failed or
-was interrupted is closed, never reused. Facts the aggregation rule relies on (``entity_unique``) are kept per
-state (``Snapshot.facts``), so a load never leaves a stale one behind; ``snapshot()`` lets a
-caller run its preparation and its query on one state. Limits:
+was interrupted is closed, never reused. Facts the aggregation rule relies on
+(``entity_unique``) are kept per state (``Snapshot.facts``), so a load never leaves a stale one
+behind; ``snapshot()`` lets a caller run its preparation and its query on one state. Limits:
 
 - time: a watchdog thread interrupts a query still running after ``timeout`` seconds
   (``QueryTimeout``);
@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections import OrderedDict
 import re
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
