@@ -462,9 +462,9 @@ def repetition_bound(plan: Plan, alias: str, unique: Callable[[str, str], bool],
     if most is None:
         return None
     most = max(1, most)
-    other = next(a for a in datasets if a != alias)
-    groups = group_bound(plan, sizes, sizes.rows(datasets[other]))
-    if groups is None or sizes.rows(datasets[other]) < groups * BOUND_MARGIN * minimum * most:
+    other_rows = sizes.rows(next(d for a, d in datasets.items() if a != alias))
+    groups = group_bound(plan, sizes, other_rows)
+    if groups is None or other_rows < groups * BOUND_MARGIN * minimum * most:
         return None
     return most
 

@@ -244,8 +244,7 @@ class QueryService:
                 aggregate=prepared.plan.aggregate, snapshot=snapshot,
             )
         except aggregation.ExactCountNeeded:
-            if prepared.exact is None:  # (a bounded rule always comes with its exact query)
-                raise QueryFailed("the group sizes could not be decided") from None
+            assert prepared.exact is not None  # ``prepare`` pairs every bounded rule with it
             return self._execute(prepared.exact, snapshot)
 
     @staticmethod

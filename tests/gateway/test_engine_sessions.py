@@ -22,7 +22,7 @@ from hub.gateway import engine as engine_module
 from hub.gateway.engine import Engine
 from hub.gateway.exceptions import QueryFailed, QueryTimeout
 from hub.synthetic.generate import Options, write_dataset_dir
-from tests.hub.test_domain import open_test_log
+from tests.hub.test_domain import loaded_store, open_test_log
 
 COUNT = "SELECT count(*) AS n FROM households"
 SLOW = ("SELECT count(*) AS n FROM residents a, residents b, residents c, residents d "
@@ -45,10 +45,7 @@ def log(tmp_path: Path):
 
 @pytest.fixture
 def store(tmp_path: Path, source: Path, log) -> DomainStore:
-    store = DomainStore(tmp_path / "domain")
-    for name in ("households", "residents"):
-        store.load(name, source / f"{name}.parquet", audit=log.append)
-    return store
+    return loaded_store(tmp_path / "domain", source, log)
 
 
 @pytest.fixture

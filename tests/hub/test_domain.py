@@ -51,6 +51,15 @@ def open_test_log(directory: Path) -> Log:
     return Log.open(config)
 
 
+def loaded_store(directory: Path, source: Path, log: Log,
+                 names: tuple[str, ...] = ("households", "residents")) -> DomainStore:
+    """A domain store in `directory` with `names` loaded from `source`'s Parquet files."""
+    store = DomainStore(directory)
+    for name in names:
+        store.load(name, source / f"{name}.parquet", audit=log.append)
+    return store
+
+
 @pytest.fixture
 def log(tmp_path: Path):
     log = open_test_log(tmp_path)

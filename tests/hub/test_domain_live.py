@@ -27,7 +27,7 @@ from hub.domain.layout import writer_lock
 from hub.domain.migrate import MIGRATING
 from hub.gateway.engine import Engine
 from hub.synthetic.generate import Options, write_dataset_dir
-from tests.hub.test_domain import ledger_events, open_test_log
+from tests.hub.test_domain import ledger_events, loaded_store, open_test_log
 
 SCALE = 600
 REPO = Path(__file__).resolve().parents[2]
@@ -57,10 +57,7 @@ def log(tmp_path: Path):
 @pytest.fixture
 def store(tmp_path: Path, source: Path, log) -> DomainStore:
     """residents and households loaded."""
-    store = DomainStore(tmp_path / "domain")
-    for name in ("households", "residents"):
-        store.load(name, source / f"{name}.parquet", audit=log.append)
-    return store
+    return loaded_store(tmp_path / "domain", source, log)
 
 
 def rows(parquet: Path) -> int:
