@@ -45,11 +45,12 @@ class SignedHeadGuard:
             )
         return None
 
-    def write(self, note: bytes, after_read: bool = False) -> None:
+    def write(self, note: bytes, after_read: bool = False, head: TreeHead | None = None) -> None:
         """Record a newly signed checkpoint note, overwriting the older slot, durably.
 
         `after_read`: the caller read() the guard under the same lock just before, so the slots
-        are as read() found them and need not be read again.
+        are as read() found them and need not be read again. `head`: the head `note` signs, when
+        the caller just signed it; the next read() then finds these bytes already parsed.
         """
         heads = self._seen if after_read and self._seen is not None else self._slots()[0]
         self._seen = None
@@ -67,6 +68,8 @@ class SignedHeadGuard:
             os.fdatasync(fd)
         finally:
             os.close(fd)
+        if head is not None:
+            self._remember(note, head)
         if created:  # a new file's directory entry must be durable too (once)
             dirfd = os.open(target.parent, os.O_RDONLY)
             try:
@@ -79,7 +82,7 @@ class SignedHeadGuard:
         bad: list[Path] = []
         for path in (self.path, self.alt):
             try:
-                note = path.read_bytes()
+                note = _read(path)
             except FileNotFoundError:
                 continue
             head = self._parsed.get(note)
@@ -91,8 +94,24 @@ class SignedHeadGuard:
                     bad.append(path)
                     continue
                 head = TreeHead(cp.size, cp.root)
-                if len(self._parsed) >= 4:
-                    self._parsed.clear()
-                self._parsed[note] = head
+                self._remember(note, head)
             heads[path] = head
         return heads, bad
+
+    def _remember(self, note: bytes, head: TreeHead) -> None:
+        """Keep the parse of a slot's exact bytes (the two slots' latest contents, a few more)."""
+        if len(self._parsed) >= 4:
+            self._parsed.clear()
+        self._parsed[note] = head
+
+
+def _read(path: Path) -> bytes:
+    """A slot's whole content (plain system calls: this runs twice for every batch)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

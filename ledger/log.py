@@ -213,7 +213,7 @@ class Log:
         try:
             last = self._last_signed()
             first, head, note = self.store.append_batch(batch, signer, last)
-            self.guard.write(note, after_read=True)
+            self.guard.write(note, after_read=True, head=head)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
         return first

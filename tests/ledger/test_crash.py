@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.exceptions import LedgerUnavailable
+from ledger.exceptions import InconsistentTreeError, LedgerUnavailable
 from ledger.log import Log, LogConfig, Sequencer
 from tests.ledger import procs
 from tests.ledger.integrity import check_log
@@ -201,6 +201,29 @@ def test_a_torn_guard_slot_falls_back_to_the_other(tmp_path: Path) -> None:
         assert log.store.head().size == 10
         log.guard.write(log.store.latest_checkpoint())  # the operator restores it
         assert log.append(event_for(10)) == 10
+    finally:
+        log.close()
+
+
+def test_the_guard_reads_what_its_slots_hold_now(tmp_path: Path) -> None:
+    """The guard keeps the parse of the notes it wrote, keyed by their exact bytes: any other
+    content of a slot (an older valid note, garbage) is read and judged afresh."""
+    cfg, _ = make_config(tmp_path)
+    log = Log.open(cfg)
+    try:
+        log.append_many([event_for(i) for i in range(3)])
+        old_note = log.store.latest_checkpoint()
+        for i in range(3, 6):
+            log.append(event_for(i))
+        assert log.guard.read().size == 6
+        for slot in (log.guard.path, log.guard.alt):
+            slot.write_bytes(old_note)  # both slots wound back to size 3
+        assert log.guard.read().size == 3
+        log.guard.alt.write_bytes(b"\x00garbage")
+        assert log.guard.read().size == 3
+        log.guard.path.write_bytes(b"\x00garbage")
+        with pytest.raises(InconsistentTreeError, match="does not hold a signed checkpoint"):
+            log.guard.read()
     finally:
         log.close()
 
