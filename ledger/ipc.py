@@ -15,6 +15,11 @@ Frames (big-endian):
     response  b"K" u32 id, u64 first index  — every entry of the request is durable
               b"E" u32 id, u32 length, UTF-8 reason — nothing of the request was recorded
 
+A frame outside the limits (no entries, more than `MAX_REQUEST_ENTRIES`, a body over
+`MAX_REQUEST_BYTES`) is malformed: the server drops the connection, failing every request on it.
+So the client refuses such a request itself (`EntryError`, nothing sent) and packs callers'
+requests into frames within both limits.
+
 The server checks each request on its own (size, JSON object, type, time) before queueing it,
 so a bad request is refused alone and never fails the batch it would have shared with others.
 A client packs several callers' requests into one frame; when the server refuses a frame for a
@@ -341,6 +346,7 @@ class SequencerServer:
             with self._lock:
                 conn.inflight -= 1
                 conn.out += _ERR_frame(request_id, f"{type(e).__name__}: {e}")
+            self._replies.append((conn, None))  # (from _end_round nothing else flushes it)
             return
         fut.add_done_callback(lambda f: self._answered(conn, request_id, f))
 
@@ -560,7 +566,7 @@ class SequencerClient:
         self.sock = _connect(path)
         self._poll = select.poll()  # (for a waiting caller's bounded read)
         self._poll.register(self.sock, select.POLLIN)
-        self.max_entries = max_entries
+        self.max_entries = min(max_entries, MAX_REQUEST_ENTRIES)
         self.window = window
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)  # close() waits here for answers
@@ -584,6 +590,13 @@ class SequencerClient:
     def submit(self, entries: Sequence[bytes], sync: bool = False) -> "Future[int]":
         """Queue one request. With `sync`, the caller promises to wait for it with `result()`
         (it may then read the answer itself); otherwise the receiver thread reads it."""
+        items = list(entries)
+        size = 4 * len(items) + sum(map(len, items))
+        if not items or len(items) > MAX_REQUEST_ENTRIES or size > MAX_REQUEST_BYTES:
+            # (the sequencer would call the frame malformed and drop the whole connection)
+            raise EntryError(
+                f"a request to the sequencer carries 1 to {MAX_REQUEST_ENTRIES} entries in at "
+                f"most {MAX_REQUEST_BYTES} bytes, not {len(items)} entries in {size} bytes")
         fut: Future[int] = _Reply(self) if sync else Future()
         with self._lock:
             if self.broken is not None:
@@ -596,7 +609,7 @@ class SequencerClient:
             # the connection while it was idle (found here, before anything is sent)
             ended = self._reader is None and not self._inflight and bool(self._poll.poll(0))
             if not ended:
-                self._pending.append((list(entries), fut))
+                self._pending.append((items, fut))
                 if not sync and self._reader is None:
                     self._call_receiver()
                 send = self._claim_sending()
@@ -671,13 +684,17 @@ class SequencerClient:
             return None
         entries: list[bytes] = []
         parts: list[tuple[int, list[bytes], Future]] = []
+        size = 0  # of the frame's body (each request alone fits: checked by submit)
         while self._pending:
             items, fut = self._pending[0]
-            if entries and len(entries) + len(items) > self.max_entries:
+            n = 4 * len(items) + sum(map(len, items))
+            if entries and (len(entries) + len(items) > self.max_entries
+                            or size + n > MAX_REQUEST_BYTES):
                 break
             self._pending.popleft()
             parts.append((len(entries), items, fut))
             entries.extend(items)
+            size += n
         request_id = self._next_id
         self._next_id = (self._next_id + 1) & 0xFFFF_FFFF or 1
         self._inflight[request_id] = parts
@@ -728,12 +745,17 @@ class SequencerClient:
                     fut.add_done_callback(waiter.wake)
                     self._followers.append(waiter)
             left = None if deadline is None else deadline - time.monotonic()
-            if left is not None and (left <= 0 or not waiter.event.wait(left)):
-                with self._lock:
+            try:
+                if left is not None and (left <= 0 or not waiter.event.wait(left)):
+                    with self._lock:
+                        self._leave(waiter)
+                    return
+                if left is None:
+                    waiter.event.wait()
+            except BaseException:  # (interrupted while following: the reading must not pass
+                with self._lock:  # to a caller that is gone, or nobody reads again)
                     self._leave(waiter)
-                return
-            if left is None:
-                waiter.event.wait()
+                raise
         try:
             while not fut.done():
                 left = None if deadline is None else deadline - time.monotonic()
