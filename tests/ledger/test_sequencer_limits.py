@@ -13,29 +13,21 @@ from types import SimpleNamespace
 
 import pytest
 
-from ledger.batching import GroupCommitter
 from ledger.exceptions import EntryError, LedgerUnavailable
-from ledger.ipc import MAX_REQUEST_ENTRIES, SequencerClient, SequencerServer
+from ledger.ipc import MAX_REQUEST_ENTRIES, SequencerClient
 from tests.ledger.test_sequencer_paths import (
     GatedLog,
     _commit_in_thread,
     hold_the_committer,
-    refuse_bad,
+    serving,
     until,
 )
 
 
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    gated = GatedLog()
-    committer: GroupCommitter[bytes] = GroupCommitter(gated.commit, max_size=1024)
-    server = SequencerServer(tmp_path / "sequencer.sock", committer.submit, refuse_bad,
-                             lead=committer.lead)
-    server.start()
-    yield SimpleNamespace(path=server.path, server=server, committer=committer, log=gated)
-    gated.gate.set()
-    server.stop()
-    committer.close()
+    with serving(tmp_path / "sequencer.sock", GatedLog()) as s:
+        yield s
 
 
 def test_an_oversized_request_fails_alone(served: SimpleNamespace) -> None:
@@ -118,38 +110,30 @@ def test_a_caller_interrupted_while_following_does_not_take_the_reading_away(
             assert second_may_commit.wait(60)
         return gated.commit(batch)
 
-    committer: GroupCommitter[bytes] = GroupCommitter(commit, max_size=1)  # a batch each
-    server = SequencerServer(tmp_path / "sequencer.sock", committer.submit, refuse_bad,
-                             lead=committer.lead)
-    server.start()
-    served = SimpleNamespace(committer=committer, log=gated)
-    client = SequencerClient(server.path)
-    results: dict = {}
-
     def interrupt(signum, frame):  # type: ignore[no-untyped-def]
         raise _Interrupted()
 
+    results: dict = {}
     previous = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        busy = hold_the_committer(served)
-        reader = _commit_in_thread(client, b"first", results)  # it reads; the gate holds it
-        until(lambda: client._reader is not None, "the first caller to read")
-        fut = client.submit([b"second"], sync=True)
-        signal.setitimer(signal.ITIMER_REAL, 0.3)
-        with pytest.raises(_Interrupted):
-            fut.result(60)  # follows the first caller until the alarm interrupts it
-        gated.gate.set()
-        reader.join(60)  # "first" answered; "second" is still being committed
-        assert results[b"first"] == 1 and busy.result(60) == 0
-        second_may_commit.set()
-        assert fut.result(60) == 2  # somebody still reads the answers
-        assert client.submit([b"third"], sync=True).result(60) == 3
-        assert gated.entries == [b"in-process", b"first", b"second", b"third"]
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        second_may_commit.set()
-        gated.gate.set()
-        client.close(timeout=0)
-        server.stop()
-        committer.close()
+    with serving(tmp_path / "sequencer.sock", gated, commit, max_size=1) as served:  # a batch each
+        client = SequencerClient(served.path)
+        try:
+            busy = hold_the_committer(served)
+            reader = _commit_in_thread(client, b"first", results)  # it reads; the gate holds it
+            until(lambda: client._reader is not None, "the first caller to read")
+            fut = client.submit([b"second"], sync=True)
+            signal.setitimer(signal.ITIMER_REAL, 0.3)
+            with pytest.raises(_Interrupted):
+                fut.result(60)  # follows the first caller until the alarm interrupts it
+            gated.gate.set()
+            reader.join(60)  # "first" answered; "second" is still being committed
+            assert results[b"first"] == 1 and busy.result(60) == 0
+            second_may_commit.set()
+            assert fut.result(60) == 2  # somebody still reads the answers
+            assert client.submit([b"third"], sync=True).result(60) == 3
+            assert gated.entries == [b"in-process", b"first", b"second", b"third"]
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            second_may_commit.set()
+            client.close(timeout=0)

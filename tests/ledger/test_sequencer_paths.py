@@ -13,7 +13,9 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -68,17 +70,27 @@ def until(condition, what: str, patience: float = 30.0) -> None:  # type: ignore
         time.sleep(0.001)
 
 
+@contextmanager
+def serving(path: Path, gated: GatedLog,
+            commit: Callable[[list[bytes]], int] | None = None,
+            max_size: int = 1024) -> Iterator[SimpleNamespace]:
+    """A sequencer on `path` whose committer commits through `commit` (default: the gated log's
+    own); the gate is opened before it stops."""
+    committer: GroupCommitter[bytes] = GroupCommitter(commit or gated.commit, max_size=max_size)
+    server = SequencerServer(path, committer.submit, refuse_bad, lead=committer.lead)
+    server.start()
+    try:
+        yield SimpleNamespace(path=server.path, server=server, committer=committer, log=gated)
+    finally:
+        gated.gate.set()
+        server.stop()
+        committer.close()
+
+
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    gated = GatedLog()
-    committer: GroupCommitter[bytes] = GroupCommitter(gated.commit, max_size=1024)
-    server = SequencerServer(tmp_path / "sequencer.sock", committer.submit, refuse_bad,
-                             lead=committer.lead)
-    server.start()
-    yield SimpleNamespace(path=server.path, server=server, committer=committer, log=gated)
-    gated.gate.set()
-    server.stop()
-    committer.close()
+    with serving(tmp_path / "sequencer.sock", GatedLog()) as s:
+        yield s
 
 
 def hold_the_committer(served: SimpleNamespace) -> Future:
